@@ -48,13 +48,24 @@ def notebooks() -> list[Path]:
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
+def declared_parameters(notebook: Path) -> str:
+    """Source of the notebook's cell tagged ``parameters`` ('' when it has none)."""
+    import nbformat
+
+    if not Path(notebook).exists():
+        return ""
+    cells = nbformat.read(notebook, as_version=4).cells
+    return "\n".join(c.source for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+
+
 def parameters_for(profile: dict, notebook: Path) -> dict:
-    """The notebook's own section; the book-wide model is passed when the section does not set one."""
+    """The notebook's own section, plus the book-wide ``model``/``profile`` where the notebook declares them."""
     params = dict(profile.get(notebook.stem) or {})
     book = profile.get("_book") or {}
-    if "model" in book and "model" not in params:
-        params["model"] = book["model"]
-    params.setdefault("profile", book.get("profile", "custom"))
+    declared = declared_parameters(notebook)
+    for name in ("model", "profile"):
+        if name in book and name not in params and (not declared or f"{name} =" in declared):
+            params[name] = book[name]
     return params
 
 
@@ -151,7 +162,7 @@ def write_provenance(profile_name: str, records: list[dict]) -> None:
 
 
 def build(output: Path, strict: bool) -> None:
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(REPO_ROOT), "--path-output", str(output)]
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(REPO_ROOT), "--path-output", str(output)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     print("[runbook]", " ".join(cmd), flush=True)

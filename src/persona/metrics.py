@@ -1,0 +1,160 @@
+"""The PAPI alignment metric, defined once: per-domain MAE on held-out items, averaged over subjects.
+
+Input: a tidy long DataFrame of predictions with columns
+
+* ``subject``   the subject's case id (``Subject.case``),
+* ``item``      the item number (1..300),
+* ``predicted`` the option the method ticked, on the AGREEMENT scale (5 = Very Accurate, 4 = Moderately
+  Accurate, 3 = Neither, 2 = Moderately Inaccurate, 1 = Very Inaccurate). PAlign maps the answer letters
+  the same way (``SCORES = {"A": 5, "B": 4, "C": 3, "D": 2, "E": 1}`` in its ``main.py``). Floats are allowed
+  (expected values); NaN = no recognisable answer, dropped from the average as PAlign drops unparsed answers.
+* any grouping columns (default ``method``): each group is scored separately by the same code.
+
+and the truth, ``persona.papi.answers_frame(subjects, items)``. Two conventions:
+
+``paper``
+    exactly PAlign's ``process_answers``: ``|predicted - stored|``. The ticked agreement is compared with the
+    STORED value, which for reverse-keyed items is the reverse of what the person ticked (that is the bug),
+    and a stored 0 (missing) is a target like any other.
+``corrected``
+    ``|predicted - agreement|`` with ``agreement = stored`` for '+' items and ``6 - stored`` for '-' items:
+    the tick is compared with what the person ticked; missing answers are excluded. Equivalently
+    ``|keyed(predicted) - stored|``, so trait-direction errors are the same for both item signs.
+
+For each convention: per subject and domain, the mean absolute error over that domain's scored items;
+per domain, the mean over subjects; the paper's "Score" is the sum of the five domain means. Confidence
+intervals resample subjects with replacement (seeded percentile bootstrap), the unit the paper averages over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from persona.papi import DOMAINS, Convention
+
+SCORE = "Score"  # the paper's name for the sum of the five domain MAEs
+
+
+def _check_predictions(predictions: pd.DataFrame, truth: pd.DataFrame, by: Sequence[str]) -> None:
+    needed = {"subject", "item", "predicted", *by}
+    if not needed <= set(predictions.columns):
+        raise ValueError(f"predictions need columns {sorted(needed)}; got {list(predictions.columns)}")
+    values = predictions["predicted"].dropna()
+    if ((values < 1) | (values > 5)).any():
+        bad = predictions.loc[values.index[(values < 1) | (values > 5)][0]]
+        raise ValueError(f"predicted must be on the 1..5 agreement scale; got {bad.to_dict()}")
+    if predictions.duplicated(["subject", "item", *by]).any():
+        raise ValueError("predictions hold more than one row per (subject, item, group)")
+    unknown = set(predictions["subject"]) - set(truth["subject"])
+    if unknown:
+        raise ValueError(f"predictions name subjects missing from the truth, e.g. {sorted(unknown)[:3]}")
+
+
+def item_errors(
+    predictions: pd.DataFrame, truth: pd.DataFrame, convention: Convention, by: Sequence[str] = ("method",)
+) -> pd.DataFrame:
+    """One row per scored (group, subject, item) with its ``domain`` and absolute ``error``."""
+    by = list(by)
+    _check_predictions(predictions, truth, by)
+    merged = predictions.merge(
+        truth[["subject", "item", "domain", "stored", "agreement"]], on=["subject", "item"], how="left",
+        validate="many_to_one",
+    )
+    if merged["domain"].isna().any():
+        raise ValueError("predictions name items missing from the truth")
+    if convention == "paper":
+        target = merged["stored"].astype("float64")  # 0 (missing) stays a target, as in PAlign
+    elif convention == "corrected":
+        target = merged["agreement"]  # NaN for missing -> dropped below
+    else:
+        raise ValueError(f"unknown convention {convention!r}")
+    merged["error"] = (merged["predicted"].astype("float64") - target).abs()
+    return merged.dropna(subset=["error"])[[*by, "subject", "item", "domain", "error"]]
+
+
+def subject_domain_mae(
+    predictions: pd.DataFrame, truth: pd.DataFrame, convention: Convention, by: Sequence[str] = ("method",)
+) -> pd.DataFrame:
+    """Per (group, subject): the MAE of each domain (columns A, C, E, N, O; NaN if nothing was scored)."""
+    errors = item_errors(predictions, truth, convention, by)
+    table = errors.pivot_table(index=[*by, "subject"], columns="domain", values="error", aggfunc="mean")
+    return table.reindex(columns=list(DOMAINS))
+
+
+def _bootstrap(matrix: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n_domains + 1) bootstrap replicates of the domain means and their sum, resampling rows."""
+    idx = rng.integers(0, len(matrix), size=(n_boot, len(matrix)))
+    means = np.nanmean(matrix[idx], axis=1)
+    return np.column_stack([means, means.sum(axis=1)])
+
+
+def summarize(per_subject: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """Long table per group and domain (plus ``Score``): ``mae``, ``ci_low``, ``ci_high``, ``n_subjects``."""
+    group_levels = [name for name in per_subject.index.names if name != "subject"]
+    rows = []
+    grouped = per_subject.groupby(level=group_levels, sort=False) if group_levels else [((), per_subject)]
+    for key, block in grouped:
+        key = key if isinstance(key, tuple) else (key,)
+        matrix = block.to_numpy(dtype="float64")
+        point = np.nanmean(matrix, axis=0)
+        point = np.append(point, point.sum())
+        reps = _bootstrap(matrix, n_boot, np.random.default_rng(seed)) if n_boot > 0 else None
+        for j, domain in enumerate([*per_subject.columns, SCORE]):
+            low, high = (
+                np.quantile(reps[:, j], [(1 - ci) / 2, (1 + ci) / 2]) if reps is not None else (np.nan, np.nan)
+            )
+            rows.append((*key, domain, point[j], low, high, len(matrix)))
+    return pd.DataFrame(rows, columns=[*group_levels, "domain", "mae", "ci_low", "ci_high", "n_subjects"])
+
+
+def score(
+    predictions: pd.DataFrame,
+    truth: pd.DataFrame,
+    convention: Convention,
+    *,
+    by: Sequence[str] = ("method",),
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> pd.DataFrame:
+    """The metric with bootstrap CIs: per group, the five domain MAEs and their sum (``Score``)."""
+    per_subject = subject_domain_mae(predictions, truth, convention, by)
+    table = summarize(per_subject, n_boot=n_boot, seed=seed, ci=ci)
+    table.insert(0, "convention", convention)
+    return table
+
+
+def paired_difference(
+    per_subject: pd.DataFrame, method_a: str, method_b: str, *, level: str = "method",
+    n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
+) -> pd.Series:
+    """Score(a) - Score(b) over the subjects both were scored on, with a paired bootstrap CI."""
+    a = per_subject.xs(method_a, level=level)
+    b = per_subject.xs(method_b, level=level)
+    common = a.index.intersection(b.index)
+    diff = a.loc[common].to_numpy(dtype="float64") - b.loc[common].to_numpy(dtype="float64")
+    point = np.nanmean(diff, axis=0).sum()
+    reps = _bootstrap(diff, n_boot, np.random.default_rng(seed))[:, -1]
+    low, high = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
+    return pd.Series({"difference": point, "ci_low": low, "ci_high": high, "n_subjects": len(common)})
+
+
+def wide(table: pd.DataFrame, value: str = "mae", index: str | Sequence[str] = "method") -> pd.DataFrame:
+    """A ``score`` table pivoted to one row per group, columns A, C, E, N, O, Score."""
+    out = table.pivot_table(index=index, columns="domain", values=value, sort=False)
+    return out.reindex(columns=[*DOMAINS, SCORE])
+
+
+def wide_with_ci(table: pd.DataFrame, index: str | Sequence[str] = "method", digits: int = 2) -> pd.DataFrame:
+    """A ``score`` table as text cells ``"mae [ci_low, ci_high]"``, one row per group, for display."""
+    def cell(row: pd.Series) -> str:
+        return f"{row['mae']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+
+    text = table.assign(text=table.apply(cell, axis=1))
+    out = text.pivot(index=index, columns="domain", values="text")
+    order = list(dict.fromkeys(map(tuple, table[[index] if isinstance(index, str) else list(index)].to_numpy())))
+    out = out.loc[[o[0] if isinstance(index, str) else o for o in order]]
+    return out.reindex(columns=[*DOMAINS, SCORE])

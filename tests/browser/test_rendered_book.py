@@ -1,0 +1,93 @@
+"""The rendered book, opened in headless Chromium: every chapter loads, figures are images, no
+execution error or traceback shows, glued numbers are filled in; a screenshot of the findings page
+is saved with the build.
+
+Runs after the book is built (``make test`` builds the smoke book first). The HTML folder is
+``PERSONA_BOOK_HTML`` or ``_build/smoke/_build/html``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HTML = Path(os.environ.get("PERSONA_BOOK_HTML", REPO_ROOT / "_build" / "smoke" / "_build" / "html"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--virtual-time-budget=5000"]
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(not (HTML / "index.html").exists(), reason=f"no built book at {HTML}"),
+]
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return files
+
+
+def _chromium(*args: str) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    """The DOM of every chapter, as Chromium rendered it."""
+    return {f: _chromium("--dump-dom", (HTML / f"{f}.html").as_uri()) for f in _toc_files()}
+
+
+def test_every_chapter_loads(pages):
+    for name, dom in pages.items():
+        assert "<article" in dom or 'role="main"' in dom, f"{name} did not render"
+        title = re.search(r"<h1[^>]*>(.*?)</h1>", dom, re.S)
+        assert title, f"{name} has no title"
+
+
+def test_no_execution_error_or_traceback(pages):
+    for name, dom in pages.items():
+        assert "Traceback (most recent call last)" not in dom, f"traceback on {name}"
+        assert 'class="output traceback' not in dom and "cell_output error" not in dom, f"error output on {name}"
+
+
+def test_notebook_chapters_show_figures_as_images(pages):
+    for name, dom in pages.items():
+        if name.startswith("book/generated/"):
+            images = re.findall(r'<img[^>]+src="([^"]+\.(?:png|svg|jpg))"', dom)
+            assert images, f"no figure on {name}"
+            for src in images:
+                assert (HTML / Path(name).parent / src).resolve().exists() or src.startswith("http"), src
+
+
+def test_glued_numbers_are_filled_in(pages):
+    pasted = 0
+    for name, dom in pages.items():
+        spans = re.findall(r'<span class="pasted-text">(.*?)</span>', dom, re.S)
+        assert all(s.strip() for s in spans), f"empty glued value on {name}"
+        pasted += len(spans)
+    assert pasted > 0, "no glued number anywhere in the book"
+
+
+def test_findings_screenshot_is_saved():
+    findings = HTML / "book" / "findings.html"
+    if not findings.exists():
+        pytest.skip("the book has no findings page yet")
+    shot = HTML / "findings.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1280,2400", findings.as_uri())
+    assert shot.exists() and shot.stat().st_size > 10_000

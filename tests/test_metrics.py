@@ -1,0 +1,114 @@
+"""The PAPI metric on hand-made subjects whose MAEs are computed by hand, in both conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from persona import metrics
+from persona.papi import DOMAINS, Item, Subject, answers_frame
+
+# Two items per domain: an even number is '+', an odd number is '-'.
+ITEMS = [
+    Item(number=2 * k + j + 1, short_number=None, domain=d, facet=f"{d}1", facet_name="x", sign=1 - 2 * j, text="t")
+    for k, d in enumerate(DOMAINS)
+    for j in (0, 1)
+]
+# items: A: 1(+) 2(-) | C: 3(+) 4(-) | E: 5(+) 6(-) | N: 7(+) 8(-) | O: 9(+) 10(-)
+S1 = Subject(case=1, index=0, answers={1: 4, 2: 5, 3: 0, 4: 2, 5: 3, 6: 3, 7: 1, 8: 1, 9: 5, 10: 4})
+S2 = Subject(case=2, index=1, answers={1: 2, 2: 2, 3: 3, 4: 3, 5: 5, 6: 1, 7: 3, 8: 3, 9: 3, 10: 3})
+TRUTH = answers_frame([S1, S2], ITEMS)
+
+
+def _predictions(ticks: dict[int, dict[int, float]], method: str = "m") -> pd.DataFrame:
+    rows = [(method, case, item, tick) for case, by_item in ticks.items() for item, tick in by_item.items()]
+    return pd.DataFrame(rows, columns=["method", "subject", "item", "predicted"])
+
+
+# Subject 1 ticks; errors by hand (paper: |tick - stored|; corrected: |tick - agreement|, missing dropped)
+#   A: 1 tick 5 stored 4 agr 4 -> 1 | 1 ; 2 tick 1 stored 5 agr 1 -> 4 | 0      => A paper 2.5, corrected 0.5
+#   C: 3 tick 3 stored 0 (missing)  -> 3 | - ; 4 tick 4 stored 2 agr 4 -> 2 | 0 => C paper 2.5, corrected 0.0
+#   E: 5 tick 3 stored 3 -> 0 | 0 ; 6 tick 3 stored 3 agr 3 -> 0 | 0           => E 0.0, 0.0
+#   N: 7 tick 2 stored 1 -> 1 | 1 ; 8 tick 5 stored 1 agr 5 -> 4 | 0           => N 2.5, 0.5
+#   O: 9 tick 5 stored 5 -> 0 | 0 ; 10 tick 2 stored 4 agr 2 -> 2 | 0          => O 1.0, 0.0
+S1_TICKS = {1: 5, 2: 1, 3: 3, 4: 4, 5: 3, 6: 3, 7: 2, 8: 5, 9: 5, 10: 2}
+# Subject 2 ticks 3 everywhere: paper |3 - stored|, corrected |3 - agreement| = |3 - stored| (no missing)
+#   A: |3-2|,|3-2| -> 1 ; C: 0,0 -> 0 ; E: 2,2 -> 2 ; N: 0 ; O: 0
+S2_TICKS = dict.fromkeys(range(1, 11), 3)
+
+
+def test_hand_computed_domain_maes_in_both_conventions():
+    preds = _predictions({1: S1_TICKS, 2: S2_TICKS})
+    paper = metrics.subject_domain_mae(preds, TRUTH, "paper").loc["m"]
+    corrected = metrics.subject_domain_mae(preds, TRUTH, "corrected").loc["m"]
+    assert paper.loc[1].tolist() == [2.5, 2.5, 0.0, 2.5, 1.0]
+    assert corrected.loc[1].tolist() == [0.5, 0.0, 0.0, 0.5, 0.0]
+    assert paper.loc[2].tolist() == corrected.loc[2].tolist() == [1.0, 0.0, 2.0, 0.0, 0.0]
+
+
+def test_domain_means_over_subjects_and_score_is_their_sum():
+    preds = _predictions({1: S1_TICKS, 2: S2_TICKS})
+    table = metrics.wide(metrics.score(preds, TRUTH, "paper", n_boot=0))
+    assert table.loc["m"].tolist() == pytest.approx([1.75, 1.25, 1.0, 1.25, 0.5, 5.75])
+    table = metrics.wide(metrics.score(preds, TRUTH, "corrected", n_boot=0))
+    assert table.loc["m"].tolist() == pytest.approx([0.75, 0.0, 1.0, 0.25, 0.0, 2.0])
+
+
+def test_a_perfect_agreement_predictor_scores_zero_only_under_the_corrected_convention():
+    ticks = {
+        s.case: {i.number: float(s.answers[i.number] if i.sign > 0 else 6 - s.answers[i.number]) for i in ITEMS
+                 if s.answers[i.number] != 0}
+        for s in (S1, S2)
+    }
+    preds = _predictions(ticks)
+    assert metrics.wide(metrics.score(preds, TRUTH, "corrected", n_boot=0)).loc["m", "Score"] == 0
+    assert metrics.wide(metrics.score(preds, TRUTH, "paper", n_boot=0)).loc["m", "Score"] > 0
+
+
+def test_unparsed_answers_are_dropped_like_palign():
+    ticks = {1: {**S1_TICKS, 2: np.nan}}
+    per_subject = metrics.subject_domain_mae(_predictions(ticks), TRUTH, "paper")
+    assert per_subject.loc[("m", 1), "A"] == 1.0  # only item 1 left
+
+
+def test_methods_are_scored_separately_by_the_same_function():
+    preds = pd.concat([_predictions({1: S1_TICKS}, "a"), _predictions({1: S2_TICKS}, "b")])
+    table = metrics.wide(metrics.score(preds, TRUTH, "paper", n_boot=0))
+    assert table.loc["a", "A"] == 2.5
+    assert table.loc["b", "A"] == pytest.approx((abs(3 - 4) + abs(3 - 5)) / 2)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_point_estimate():
+    rng = np.random.default_rng(1)
+    subjects = [Subject(c, c, {i.number: int(rng.integers(1, 6)) for i in ITEMS}) for c in range(40)]
+    truth = answers_frame(subjects, ITEMS)
+    preds = _predictions({s.case: dict.fromkeys(range(1, 11), 3) for s in subjects})
+    a = metrics.score(preds, truth, "corrected", n_boot=300, seed=7)
+    b = metrics.score(preds, truth, "corrected", n_boot=300, seed=7)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["ci_low"] <= a["mae"]).all() and (a["mae"] <= a["ci_high"]).all()
+    assert (a["ci_high"] - a["ci_low"] > 0).all()
+    # identical subjects: no sampling variability, the interval collapses onto the point
+    same = [Subject(c, c, dict(S2.answers)) for c in range(10)]
+    preds = _predictions({s.case: S1_TICKS for s in same})
+    c = metrics.score(preds, answers_frame(same, ITEMS), "paper", n_boot=100)
+    assert np.allclose(c["ci_low"], c["mae"]) and np.allclose(c["ci_high"], c["mae"])
+
+
+def test_paired_difference_of_a_method_with_itself_is_zero():
+    preds = pd.concat([_predictions({1: S1_TICKS, 2: S2_TICKS}, "a"), _predictions({1: S1_TICKS, 2: S2_TICKS}, "b")])
+    per_subject = metrics.subject_domain_mae(preds, TRUTH, "paper")
+    diff = metrics.paired_difference(per_subject, "a", "b", n_boot=50)
+    assert diff["difference"] == diff["ci_low"] == diff["ci_high"] == 0
+
+
+def test_invalid_predictions_are_rejected():
+    with pytest.raises(ValueError, match="1..5"):
+        metrics.score(_predictions({1: {1: 0}}), TRUTH, "paper")
+    with pytest.raises(ValueError, match="more than one row"):
+        metrics.score(pd.concat([_predictions({1: {1: 3}})] * 2), TRUTH, "paper")
+    with pytest.raises(ValueError, match="subjects missing"):
+        metrics.score(_predictions({99: {1: 3}}), TRUTH, "paper")
+    with pytest.raises(ValueError, match="convention"):
+        metrics.score(_predictions({1: {1: 3}}), TRUTH, "other")  # type: ignore[arg-type]
