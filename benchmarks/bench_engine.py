@@ -1,0 +1,159 @@
+"""Benchmark the questionnaire engine against the naive ways of asking the same questions.
+
+Measured side by side in one run, on one model (default: the embedded SmolLM2-135M-Instruct):
+
+(a) PAPI: one subject's 180 held-out items with that subject's 120-answer few-shot system prompt.
+    Engine (batched, shared-prefix cache) vs a naive loop (one prompt per forward, prefix
+    recomputed every time), run on the first ``--n-naive`` items and compared per item; the
+    largest absolute difference of option probabilities on those items.
+(b) TRAIT: template-1 items scored by the engine vs generating 15 tokens per item with
+    ``model.generate`` in batches of 10, the way PAlign's code asks its questions. Both pay for
+    the prompt's forward pass; generation adds 15 decoding steps. Where the forward pass is
+    compute-bound (a CPU) those steps are cheap next to it, so this ratio stays small there.
+(c) Model FLOP utilisation: engine tokens/s x 2 x (non-embedding parameters) against the FLOP
+    rate of a plain fp32 2048^3 matmul on the same machine.
+
+Usage: ``python benchmarks/bench_engine.py [--n-items 180] [--n-naive 6] [--n-trait 40] [--threads N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from persona.engine import (
+    PAPI_OPTIONS,
+    PAPI_TEMPLATE,
+    TRAIT_TEMPLATES,
+    Engine,
+    MCItem,
+    build_prompt,
+    papi_fewshot_system_from_values,
+)
+
+
+def matmul_flops(n: int = 2048, repeats: int = 3) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b)[1] for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+class TokenCounter:
+    """Counts tokens that go through the input embedding (what the model actually computes)."""
+
+    def __init__(self, model):
+        self.n = 0
+        self.handle = model.get_input_embeddings().register_forward_hook(self)
+
+    def __call__(self, module, inputs, output):
+        self.n += inputs[0].numel()
+
+
+def papi_prompts(n_items: int, subject_index: int):
+    from persona.papi import items_by_number, load_item_key, load_split, load_subjects
+
+    items = items_by_number(load_item_key())
+    split = load_split()
+    subject = load_subjects(limit=subject_index + 1)[subject_index]
+    # the few-shot block exactly as PAlign builds it (stored values, 0 shown as "Unknown")
+    system = papi_fewshot_system_from_values((items[k].text, subject.answers[k]) for k in split.known)
+    return [build_prompt(MCItem(items[k].text, PAPI_OPTIONS), PAPI_TEMPLATE, system=system)
+            for k in split.heldout[:n_items]]
+
+
+def trait_prompts(n_items: int):
+    from persona.trait import load_trait_items, subsample
+
+    items = load_trait_items()
+    chosen = subsample(items, per_trait=max(1, -(-n_items // 8)), seed=0)[:n_items]
+    return [build_prompt(it.mc_item(), TRAIT_TEMPLATES[0]) for it in chosen]
+
+
+def palign_style_generate(model, tokenizer, texts: list[str], batch_size: int = 10, max_new_tokens: int = 15):
+    """``model.generate`` of 15 greedy tokens per prompt in batches of 10, prompts in given order."""
+    tokenizer.padding_side = "left"
+    out = []
+    for k in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[k : k + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--n-items", type=int, default=180, help="PAPI held-out items scored by the engine")
+    parser.add_argument("--n-naive", type=int, default=6, help="of those, items also run through the naive loop")
+    parser.add_argument("--n-trait", type=int, default=40, help="TRAIT items for (b)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--subject", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from persona.models import load_model
+
+    model, tok = load_model(args.model)
+    engine = Engine(model, tok, batch_size=args.batch_size)
+    n_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
+    print(f"model {args.model}: {n_params / 1e6:.1f} M non-embedding parameters, {model.dtype}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+
+    # (a) PAPI few-shot scoring
+    prompts = papi_prompts(args.n_items, args.subject)
+    engine.score(prompts[:2])  # warm-up (vocabulary scan for the labels, allocator)
+    counter = TokenCounter(model)
+    fast, t_fast = _timed(lambda: engine.score(prompts))
+    processed = counter.n
+    counter.handle.remove()
+    full_tokens = sum(len(engine.encode(p)) for p in prompts)
+    naive_prompts = prompts[: args.n_naive]
+    naive, t_naive = _timed(lambda: engine.score_naive(naive_prompts))
+    diff = np.abs(fast.probs[: args.n_naive] - naive.probs).max()
+    per_fast, per_naive = t_fast / len(prompts), t_naive / len(naive_prompts)
+    print(f"\n(a) PAPI, {len(prompts)} items, prompts of {full_tokens / len(prompts):.0f} tokens on average")
+    print(f"    engine      {per_fast * 1e3:8.1f} ms/item   ({t_fast:.1f} s for {len(prompts)} items)")
+    print(f"    naive loop  {per_naive * 1e3:8.1f} ms/item   ({t_naive:.1f} s for {len(naive_prompts)} items)")
+    print(f"    speed-up    {per_naive / per_fast:8.1f} x    (goal >= 5)")
+    print(f"    max |p_engine - p_naive| = {diff:.2e}  (goal <= 1e-4); mean label mass {fast.mass.mean():.3f}")
+
+    # (b) TRAIT scoring vs generating 15 tokens
+    trait = trait_prompts(args.n_trait)
+    engine.score(trait[:2])
+    scored, t_score = _timed(lambda: engine.score(trait))
+    texts = [engine.render(p) for p in trait]
+    _, t_gen = _timed(lambda: palign_style_generate(model, tok, texts))
+    print(f"\n(b) TRAIT template 1, {len(trait)} items")
+    print(f"    engine scoring          {t_score / len(trait) * 1e3:8.1f} ms/item")
+    print(f"    generate 15 tokens (10) {t_gen / len(trait) * 1e3:8.1f} ms/item")
+    print(f"    speed-up                {t_gen / t_score:8.1f} x    (goal >= 5)")
+
+    # (c) model FLOP utilisation
+    peak = matmul_flops()
+    tok_s = processed / t_fast
+    mfu = tok_s * 2 * n_params / peak
+    print("\n(c) utilisation during (a)")
+    print(f"    fp32 2048^3 matmul       {peak / 1e9:8.1f} GFLOP/s")
+    print(f"    tokens computed          {tok_s:8.1f} tok/s  -> {tok_s * 2 * n_params / 1e9:.1f} GFLOP/s, "
+          f"MFU {100 * mfu:.0f} %")
+    print(f"    prompt tokens answered   {full_tokens / t_fast:8.1f} tok/s  "
+          f"({full_tokens / processed:.1f} x the computed tokens, thanks to the shared prefix)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Controls for option-order and label bias.
+
+* ``average_orders``: mean of results scored under different option orders. Each result is
+  already in identity order, so the average cancels position bias to first order (TRAIT's
+  analysis averages the two orders' normalised probabilities the same way).
+* Content-free calibration (Zhao et al. 2021, "Calibrate before use"): score a content-free
+  item ("N/A") with the same template, system prompt and order; its option distribution
+  estimates the model's prior over labels/positions. ``divide`` applies their diagonal
+  ``W = diag(p_cf)^-1`` and renormalises; ``subtract`` returns ``p - p_cf`` (rows sum to 0:
+  a score for ranking options, not a probability).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from persona.engine.items import MCItem
+from persona.engine.scoring import ScoreResult
+from persona.engine.templates import Template, build_prompt
+
+CONTENT_FREE = "N/A"
+
+
+def average_orders(results: Sequence[ScoreResult]) -> ScoreResult:
+    """Element-wise mean of identity-ordered results of the same items under several orders."""
+    if not results:
+        raise ValueError("average_orders needs at least one result")
+    shapes = {r.probs.shape for r in results}
+    if len(shapes) != 1:
+        raise ValueError(f"Results disagree in shape: {shapes}")
+    return ScoreResult(
+        probs=np.mean([r.probs for r in results], axis=0),
+        mass=np.mean([r.mass for r in results], axis=0),
+        raw=np.mean([r.raw for r in results], axis=0),
+    )
+
+
+def content_free_item(item: MCItem, content: str = CONTENT_FREE, *, keep_options: bool = True) -> MCItem:
+    """``item`` with its stem (and, unless ``keep_options``, its option texts) replaced by ``content``.
+
+    Keep the options for questionnaires whose options are fixed (PAPI: the prior of the
+    accuracy scale itself); replace them when option texts carry the item's content (TRAIT).
+    """
+    options = item.options if keep_options else tuple(content for _ in item.options)
+    return MCItem(stem=content, options=options)
+
+
+def content_free_prior(
+    engine,
+    template: Template,
+    item: MCItem,
+    *,
+    system: str | None = None,
+    permutation: tuple[int, ...] = (),
+    content: str = CONTENT_FREE,
+    keep_options: bool = True,
+) -> ScoreResult:
+    """Score the content-free version of ``item`` under the same template, system prompt and order
+    as the prompts it will calibrate (the prior depends on all three)."""
+    prompt = build_prompt(content_free_item(item, content, keep_options=keep_options), template,
+                          system=system, permutation=permutation)
+    return engine.score([prompt])
+
+
+def calibrate(result: ScoreResult, prior: ScoreResult | np.ndarray, method: str = "divide") -> ScoreResult:
+    """Remove a content-free prior (one row, or one row per item) from ``result``."""
+    p_cf = prior.probs if isinstance(prior, ScoreResult) else np.asarray(prior, dtype=float)
+    p_cf = np.broadcast_to(p_cf.reshape(-1, result.probs.shape[1]), result.probs.shape)
+    if method == "divide":
+        scaled = result.probs / p_cf
+        probs = scaled / scaled.sum(axis=1, keepdims=True)
+    elif method == "subtract":
+        probs = result.probs - p_cf
+    else:
+        raise ValueError(f"Unknown calibration method '{method}': use 'divide' or 'subtract'")
+    return ScoreResult(probs=probs, mass=result.mass.copy(), raw=result.raw.copy())

@@ -1,0 +1,121 @@
+"""``Engine``: one object that asks a model multiple-choice questions, by likelihood or by text.
+
+The engine only calls the model's ``forward`` and ``generate``, so forward hooks on the model
+(PAS steering) and PEFT-wrapped models (DPO LoRA) work unchanged. Nothing is cached across
+calls (a hook may change between them); within one ``score`` call the shared prefix of prompts
+with the same ``system`` is encoded once.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from persona.engine.generation import generate_greedy
+from persona.engine.items import MCPrompt
+from persona.engine.parsing import GenerationResult, parse_answer
+from persona.engine.rendering import encode, has_chat_template, render_text
+from persona.engine.scoring import ScoreResult, decoded_vocab, label_token_ids, score_batched, score_naive
+
+
+class Engine:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        batch_size: int = 8,
+        use_chat_template: bool | None = None,
+        cache_prefix: bool = True,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.use_chat_template = has_chat_template(tokenizer) if use_chat_template is None else use_chat_template
+        if self.use_chat_template and not has_chat_template(tokenizer):
+            raise ValueError("use_chat_template=True but the tokenizer has no chat template")
+        self.cache_prefix = cache_prefix
+        self._vocab: list[str] | None = None
+        self._label_ids: dict[tuple[str, ...], list[list[int]]] = {}
+
+    # -- prompt -> tokens ---------------------------------------------------------------------
+    def render(self, prompt: MCPrompt) -> str:
+        """The exact text the model reads (useful to show in the book)."""
+        return render_text(prompt, self.tokenizer, self.use_chat_template)
+
+    def encode(self, prompt: MCPrompt) -> list[int]:
+        return encode(prompt, self.tokenizer, self.use_chat_template)
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        for candidate in (tok.pad_token_id, tok.eos_token_id, 0):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    def label_token_ids(self, labels: tuple[str, ...]) -> list[list[int]]:
+        """Token ids counted for each label (bare, space-prefixed, with punctuation, ...)."""
+        if labels not in self._label_ids:
+            if self._vocab is None:
+                vocab_size = self.model.get_output_embeddings().weight.shape[0]
+                self._vocab = decoded_vocab(self.tokenizer, vocab_size)
+            special = set(self.tokenizer.all_special_ids)
+            self._label_ids[labels] = label_token_ids(self._vocab, labels, special)
+        return self._label_ids[labels]
+
+    # -- likelihood ---------------------------------------------------------------------------
+    def score(self, prompts: Sequence[MCPrompt], *, progress: bool = False) -> ScoreResult:
+        """Option probabilities (identity order) for each prompt; see ``scoring``."""
+        token_ids = [self.encode(p) for p in prompts]
+        return score_batched(
+            self.model,
+            prompts,
+            token_ids,
+            self.label_token_ids,
+            pad_id=self.pad_id,
+            batch_size=self.batch_size,
+            cache_prefix=self.cache_prefix,
+            progress=progress,
+        )
+
+    def score_naive(self, prompts: Sequence[MCPrompt]) -> ScoreResult:
+        """Reference: one prompt per forward, nothing shared (for tests and benchmarks)."""
+        return score_naive(self.model, prompts, [self.encode(p) for p in prompts], self.label_token_ids)
+
+    # -- generation ---------------------------------------------------------------------------
+    def generate(
+        self, prompts: Sequence[MCPrompt], *, max_new_tokens: int = 15, skip_special_tokens: bool = True
+    ) -> list[str]:
+        """Greedy continuations (new text only) of each prompt."""
+        return generate_greedy(
+            self.model,
+            self.tokenizer,
+            [self.encode(p) for p in prompts],
+            pad_id=self.pad_id,
+            batch_size=self.batch_size,
+            max_new_tokens=max_new_tokens,
+            skip_special_tokens=skip_special_tokens,
+        )
+
+    def answer(
+        self,
+        prompts: Sequence[MCPrompt],
+        *,
+        max_new_tokens: int = 15,
+        parser: str = "strict",
+        option_texts: Sequence[Sequence[str]] | None = None,
+        window_prefix: str = "",
+    ) -> GenerationResult:
+        """Generate, parse, and map each answer to its option identity.
+
+        ``option_texts[i]``: prompt i's option texts in IDENTITY order (lets the strict parser
+        recognise an answer given as text). The paper parser sees special tokens, as PAlign's did.
+        """
+        texts = self.generate(prompts, max_new_tokens=max_new_tokens, skip_special_tokens=(parser != "paper"))
+        outcome: list[int | str] = []
+        for i, (prompt, text) in enumerate(zip(prompts, texts)):
+            ident = prompt.identity_of_position
+            shown = [option_texts[i][j] for j in ident] if option_texts is not None else ()
+            parsed = parse_answer(text, prompt.labels, parser=parser, option_texts=shown, window_prefix=window_prefix)
+            outcome.append(ident[parsed] if isinstance(parsed, int) else parsed)
+        return GenerationResult(texts=texts, outcome=outcome)

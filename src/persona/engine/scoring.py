@@ -1,0 +1,229 @@
+"""Likelihood scoring: next-token probability of each option label after the answer cue.
+
+A label counts through every single vocabulary token the model could emit for it: the bare
+letter, the space-prefixed one (which most tokenizers use after "Answer:"), and any token that
+reads as the label once surrounding whitespace and punctuation are stripped ("(A", "A.").
+TRAIT's official code looks up the bare token only, which misses most of the mass for
+tokenizers that prefer " A". The label probabilities are renormalised over the options and the
+mass that fell on them is reported, so a prompt the model does not answer with a label is
+visible instead of silently renormalised.
+
+Speed: prompts are grouped by ``system``; the common token prefix of a group (the few-shot
+block, a shared header) is encoded once and its key/value cache is shared, read-only, by
+every batch of that group. Batches are left-padded (so the answer position is the last one for
+every row and only its logits are computed), with an attention mask spanning prefix + batch
+and explicit position ids that continue the prefix. ``score_naive`` is the reference: one
+prompt per forward, nothing shared; the tests hold the fast path to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from persona.engine.items import MCPrompt
+
+STRIP_CHARS = string.whitespace + "()[]{}.,:;!?'\"*_`-"
+MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache costs more than it saves
+
+
+@dataclass
+class ScoreResult:
+    """Option probabilities, columns in IDENTITY order (``permutation`` already undone)."""
+
+    probs: np.ndarray  # (n_items, n_options), rows sum to 1
+    mass: np.ndarray  # (n_items,) next-token mass on any tokenisation of the labels
+    raw: np.ndarray  # (n_items, n_options) un-normalised label probabilities
+
+    def __len__(self) -> int:
+        return len(self.mass)
+
+    def choice(self) -> np.ndarray:
+        """Index (identity order) of the most probable option per item."""
+        return self.probs.argmax(axis=1)
+
+
+def decoded_vocab(tokenizer, vocab_size: int) -> list[str]:
+    """Every token id decoded on its own (ids past the tokenizer's range decode to '')."""
+    n = min(vocab_size, len(tokenizer))
+    texts = tokenizer.batch_decode([[i] for i in range(n)], clean_up_tokenization_spaces=False)
+    return list(texts) + [""] * (vocab_size - n)
+
+
+def label_token_ids(vocab: Sequence[str], labels: Sequence[str], special_ids: set[int]) -> list[list[int]]:
+    """For each label, the token ids whose stripped text equals it (case-sensitive)."""
+    wanted = {lab: i for i, lab in enumerate(labels)}
+    out: list[list[int]] = [[] for _ in labels]
+    for token_id, text in enumerate(vocab):
+        if token_id in special_ids:
+            continue
+        k = wanted.get(text.strip(STRIP_CHARS))
+        if k is not None:
+            out[k].append(token_id)
+    empty = [lab for lab, ids in zip(labels, out) if not ids]
+    if empty:
+        raise ValueError(f"No single vocabulary token reads as label(s) {empty}")
+    return out
+
+
+def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+    return n
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _expand_cache(cache, batch: int):
+    """A batch-``batch`` view of a batch-1 cache, leaving the original untouched.
+
+    ``DynamicLayer.update`` (and its sliding-window subclass) concatenates into new tensors, so
+    expanded (not copied) views are safe to share; other layer kinds fall back to a deep copy
+    and their own ``batch_repeat_interleave``.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    new = copy.copy(cache)
+    new.layers = []
+    for layer in cache.layers:
+        clone = copy.copy(layer)
+        if isinstance(layer, DynamicLayer):
+            if layer.is_initialized and layer.keys is not None and layer.keys.numel():
+                clone.keys = layer.keys.expand(batch, *layer.keys.shape[1:])
+                clone.values = layer.values.expand(batch, *layer.values.shape[1:])
+        else:
+            clone = copy.deepcopy(layer)
+            clone.batch_repeat_interleave(batch)
+        new.layers.append(clone)
+    return new
+
+
+@torch.no_grad()
+def _last_logits(model, ids: list[list[int]], pad_id: int, prefix: list[int] | None, prefix_cache) -> torch.Tensor:
+    """Next-token logits (float32) after each left-padded row of ``ids``, continuing ``prefix``."""
+    device = _device(model)
+    b, width = len(ids), max(len(s) for s in ids)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((b, width), dtype=torch.long)
+    for r, seq in enumerate(ids):
+        input_ids[r, width - len(seq) :] = torch.tensor(seq)
+        mask[r, width - len(seq) :] = 1
+    offset = len(prefix) if prefix else 0
+    position_ids = (offset + mask.cumsum(1) - 1).clamp(min=offset)  # pads get any valid position
+    kwargs: dict = {"use_cache": False}
+    if prefix:
+        mask = torch.cat([torch.ones((b, offset), dtype=torch.long), mask], dim=1)
+        kwargs = {"cache": _expand_cache(prefix_cache, b), "use_cache": True}
+    out = model(
+        input_ids=input_ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=position_ids.to(device),
+        logits_to_keep=1,
+        **kwargs,
+    )
+    return out.logits[:, -1, :].float()
+
+
+@torch.no_grad()
+def _prefix_cache(model, prefix: list[int]):
+    device = _device(model)
+    ids = torch.tensor([prefix], device=device)
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
+    return out.cache
+
+
+def _label_probs(logits: torch.Tensor, label_ids: list[list[int]]) -> np.ndarray:
+    probs = torch.softmax(logits, dim=-1)
+    cols = [probs[:, ids].sum(dim=1) for ids in label_ids]
+    return torch.stack(cols, dim=1).double().cpu().numpy()
+
+
+def _to_result(raw_presented: np.ndarray, prompts: Sequence[MCPrompt]) -> ScoreResult:
+    raw = np.empty_like(raw_presented)
+    for i, prompt in enumerate(prompts):
+        raw[i, list(prompt.identity_of_position)] = raw_presented[i]
+    mass = raw.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probs = raw / mass[:, None]
+    return ScoreResult(probs=probs, mass=mass, raw=raw)
+
+
+def _n_options(prompts: Sequence[MCPrompt]) -> int:
+    sizes = {len(p.labels) for p in prompts}
+    if not sizes:
+        raise ValueError("No prompts to score")
+    if len(sizes) != 1:
+        raise ValueError(f"All prompts of one call must have the same number of options, got {sorted(sizes)}")
+    return sizes.pop()
+
+
+LabelIds = Callable[[tuple[str, ...]], list[list[int]]]
+
+
+def score_batched(
+    model,
+    prompts: Sequence[MCPrompt],
+    token_ids: Sequence[list[int]],
+    label_ids: LabelIds,
+    *,
+    pad_id: int,
+    batch_size: int = 8,
+    cache_prefix: bool = True,
+    progress: bool = False,
+) -> ScoreResult:
+    """The fast path (see module docstring); ``token_ids[i]`` is ``prompts[i]`` encoded."""
+    n_opt = _n_options(prompts)
+    raw = np.zeros((len(prompts), n_opt))
+    groups: dict[str | None, list[int]] = defaultdict(list)
+    for i, prompt in enumerate(prompts):
+        groups[prompt.system if cache_prefix else None].append(i)
+    plan = []  # (prefix, batch of prompt indices)
+    for idx in groups.values():
+        seqs = [token_ids[i] for i in idx]
+        shared = common_prefix_len(seqs) if cache_prefix and len(idx) > 1 else 0
+        shared = min(shared, min(len(s) for s in seqs) - 1)  # every row keeps >= 1 own token
+        prefix = list(seqs[0][:shared]) if shared >= MIN_SHARED_PREFIX else []
+        idx = sorted(idx, key=lambda i: len(token_ids[i]))
+        plan.append((prefix, [idx[k : k + batch_size] for k in range(0, len(idx), batch_size)]))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(b) for _, b in plan), desc="scoring batches")
+    for prefix, batches in plan:
+        cache = _prefix_cache(model, prefix) if prefix else None
+        for batch in batches:
+            rows = [token_ids[i][len(prefix) :] for i in batch]
+            logits = _last_logits(model, rows, pad_id, prefix, cache)
+            for r, i in enumerate(batch):
+                raw[i] = _label_probs(logits[r : r + 1], label_ids(prompts[i].labels))[0]
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return _to_result(raw, prompts)
+
+
+@torch.no_grad()
+def score_naive(model, prompts: Sequence[MCPrompt], token_ids: Sequence[list[int]], label_ids: LabelIds) -> ScoreResult:
+    """Reference path: one unpadded prompt per forward, full logits, no cache, no sharing."""
+    n_opt = _n_options(prompts)
+    raw = np.zeros((len(prompts), n_opt))
+    device = _device(model)
+    for i, (prompt, ids) in enumerate(zip(prompts, token_ids)):
+        logits = model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits[:, -1, :].float()
+        raw[i] = _label_probs(logits, label_ids(prompt.labels))[0]
+    return _to_result(raw, prompts)

@@ -1,0 +1,97 @@
+"""Generation mode: batching does not change greedy text, and generated answers are mapped to
+option identities or classified as refused / unparseable, never silently to an option."""
+
+import pytest
+
+from persona.engine import (
+    PAPI_OPTIONS,
+    PAPI_TEMPLATE,
+    REFUSED,
+    UNPARSEABLE,
+    Engine,
+    MCItem,
+    build_prompt,
+    order_permutation,
+)
+from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+def prompts(n=5, permutation=()):
+    return [build_prompt(MCItem("worry about things" + " and friends" * (2 * i), PAPI_OPTIONS), PAPI_TEMPLATE,
+                         permutation=permutation) for i in range(n)]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_batched_left_padded_generation_equals_one_by_one(tok, family):
+    model = tiny_model(family, tok)
+    ps = prompts()
+    batched = Engine(model, tok, batch_size=5).generate(ps, max_new_tokens=6)
+    single = Engine(model, tok, batch_size=1).generate(ps, max_new_tokens=6)
+    assert batched == single
+    assert len(set(single)) > 1  # the continuations depend on the item
+
+
+class Force:
+    """A forward hook on the LM head that makes greedy decoding emit ``text`` then end-of-turn."""
+
+    def __init__(self, tok, text):
+        self.ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        self.step = 0
+
+    def __call__(self, module, inputs, output):
+        target = self.ids[min(self.step, len(self.ids) - 1)]
+        self.step += 1
+        out = output.clone()
+        out[..., target] += 1e4
+        return out
+
+
+@pytest.mark.parametrize(
+    "text,parser,original,reversed_",
+    [
+        ("(B).", "strict", 1, 3),
+        # label and text must agree: in the reversed order B shows "Moderately Inaccurate"
+        ("(B). Moderately Accurate", "strict", 1, UNPARSEABLE),
+        ("(B). Moderately Inaccurate", "strict", UNPARSEABLE, 3),
+        ("I would say Very Inaccurate", "strict", 4, 4),
+        ("A", "strict", 0, 4),
+        ("A", "paper", 0, 4),  # the paper parser sees the end-of-turn token after "A"
+        ("I'm sorry, but I cannot answer that.", "strict", REFUSED, REFUSED),
+        ("qzx ## 42 ~~", "strict", UNPARSEABLE, UNPARSEABLE),
+    ],
+)
+def test_generated_answers_map_to_identities_or_are_classified(tok, text, parser, original, reversed_):
+    model = tiny_model("llama", tok)
+    engine = Engine(model, tok, batch_size=1)  # one prompt per generate call: the hook's step counter restarts
+    outcomes = []
+    for permutation in [(), order_permutation(5, "reversed")]:
+        ps = prompts(2, permutation)
+        results = []
+        for p in ps:
+            handle = model.get_output_embeddings().register_forward_hook(Force(tok, text))
+            try:
+                results.append(engine.answer([p], parser=parser, option_texts=[PAPI_OPTIONS], max_new_tokens=40))
+            finally:
+                handle.remove()
+        assert all(r.texts[0].startswith(text) for r in results), [r.texts for r in results]
+        outcomes.append({r.outcome[0] for r in results})
+    assert outcomes == [{original}, {reversed_}]
+
+
+def test_rates(tok):
+    from persona.engine import GenerationResult
+
+    r = GenerationResult(texts=["a", "b", "c", "d"], outcome=[0, REFUSED, UNPARSEABLE, 2])
+    assert (r.refusal_rate, r.unparseable_rate, r.answered_rate) == (0.25, 0.25, 0.5)
+    assert r.choice == [0, -1, -1, 2]
