@@ -1,0 +1,144 @@
+"""The one interface every PAPI alignment method implements, and the shared way LLM methods answer.
+
+A method is fitted on one subject's known answers (the IPIP-NEO-120 items) and then answers other
+items. The experiment loop only sees this protocol, so no-change, few-shot, P^2, PAS, DPO and the
+reference predictors are interchangeable.
+
+LLM methods answer by **likelihood**: the engine's next-token probabilities of the option letters,
+renormalised over the five options. Small models' answers are dominated by letter position, so
+every item is asked in both option orders (A = Very Accurate first, and reversed) and the two
+identity-order distributions are averaged before taking the most likely option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from persona.engine import PAPI_OPTIONS, PAPI_TEMPLATE, MCItem, build_prompt, order_permutation
+from persona.engine import PAPI_SYSTEM_PROMPT, papi_fewshot_system_from_values
+from persona.papi import Convention, Item, Subject, agreement, shown_value
+
+#: Agreement value of each option in identity order (Very Accurate .. Very Inaccurate).
+OPTION_AGREEMENT = np.array([5, 4, 3, 2, 1])
+ORDERS: tuple[str, ...] = ("original", "reversed")
+#: PAlign's default system prompt (used without a persona and for the PAS contrast prompts).
+DEFAULT_SYSTEM = PAPI_SYSTEM_PROMPT
+
+
+@dataclass
+class Answers:
+    """A method's answers to ``items``: option probabilities in identity order and derived choices."""
+
+    items: tuple[int, ...]  # item numbers
+    probs: np.ndarray  # (n_items, 5): P(Very Accurate) .. P(Very Inaccurate)
+    info: dict = field(default_factory=dict)  # method details to record (alpha chosen, steps, ...)
+    ticks: np.ndarray | None = None  # explicit ticks (reference predictors); else argmax of probs
+
+    @property
+    def agreement(self) -> np.ndarray:
+        """The chosen option as agreement 1..5 (5 = Very Accurate): argmax of the probabilities."""
+        if self.ticks is not None:
+            return self.ticks
+        return OPTION_AGREEMENT[np.argmax(self.probs, axis=1)]
+
+    @property
+    def expected(self) -> np.ndarray:
+        """Probability-weighted mean agreement (a smoother summary, reported beside the argmax)."""
+        return self.probs @ OPTION_AGREEMENT
+
+    def frame(self, **columns) -> pd.DataFrame:
+        """Tidy rows (one per item): ``predicted`` = chosen agreement (``persona.metrics`` input),
+        ``expected`` and ``p5..p1`` (p5 = P(Very Accurate)), plus ``columns`` and ``info``."""
+        out = pd.DataFrame({"item": list(self.items), "predicted": self.agreement, "expected": self.expected})
+        for k in range(5):
+            out[f"p{5 - k}"] = self.probs[:, k]  # p5 = P(Very Accurate)
+        for key, value in {**columns, **self.info}.items():
+            out[key] = value
+        return out
+
+
+@runtime_checkable
+class Method(Protocol):
+    """Fit on one subject's known answers, then answer items (agreement 1..5 and option probabilities)."""
+
+    name: str
+
+    def fit(self, subject: Subject, known: Sequence[Item]) -> None: ...
+
+    def answer(self, items: Sequence[Item]) -> Answers: ...
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def few_shot_system(subject: Subject, items: Sequence[Item], convention: Convention) -> str:
+    """PAlign's few-shot block: "Here are some of your behaviors ...;" + "text:label" joined by ";".
+
+    ``paper`` shows the stored value (reverse-keyed items inverted, 0 as "Unknown") exactly as the
+    original code; ``corrected`` shows what the subject ticked and leaves missing answers out.
+    """
+    pairs = [(item.text, shown_value(subject, item, convention)) for item in items]
+    return papi_fewshot_system_from_values((text, value) for text, value in pairs if value is not None)
+
+
+def label_values(subject: Subject, items: Sequence[Item], convention: Convention) -> np.ndarray:
+    """The subject's answers to ``items`` on the agreement scale as a method is allowed to read them.
+
+    ``paper``: the stored value (what PAlign uses as agreement; 0 = missing); ``corrected``: the true
+    agreement, 0 for missing. Used for PAS probe labels and DPO preference pairs.
+    """
+    if convention == "paper":
+        return np.array([subject.answers[i.number] for i in items])
+    return np.array([agreement(subject, i) or 0 for i in items])
+
+
+def papi_mc_item(item: Item):
+    """The engine's multiple-choice item for a PAPI item (options in identity order)."""
+    return MCItem(stem=item.text, options=PAPI_OPTIONS)
+
+
+def papi_prompts(items: Sequence[Item], system: str | None, order: str):
+    """Engine prompts for ``items`` in one option order with one system prompt."""
+    perm = order_permutation(5, order)
+    return [build_prompt(papi_mc_item(item), PAPI_TEMPLATE, system=system, permutation=perm) for item in items]
+
+
+def score_items(engine, items: Sequence[Item], system: str | None, orders: Sequence[str] = ORDERS) -> Answers:
+    """Likelihood answers averaged over option orders (identity-order probabilities, mean over orders).
+
+    All orders go to the engine in one call, so the shared system prefix is encoded once for all of them.
+    """
+    if not items:
+        return Answers((), np.zeros((0, 5)))
+    prompts = [p for order in orders for p in papi_prompts(items, system, order)]
+    probs = np.asarray(engine.score(prompts).probs, dtype=np.float64).reshape(len(orders), len(items), -1)
+    return Answers(tuple(i.number for i in items), probs.mean(axis=0))
+
+
+class ReferenceMethod:
+    """Adapter: a ``persona.reference`` predictor (no language model) behind the ``Method`` interface.
+
+    The tick is kept as predicted; ``probs`` put all mass on the nearest option so that frames of
+    reference and LLM methods have the same columns.
+    """
+
+    def __init__(self, predictor, name: str | None = None) -> None:
+        self.predictor = predictor
+        self.name = name or f"ref:{predictor.name}"
+        self.subject: Subject | None = None
+
+    def fit(self, subject: Subject, known: Sequence[Item]) -> None:
+        self.subject = subject  # the predictors read the known answers from the subject themselves
+
+    def answer(self, items: Sequence[Item]) -> Answers:
+        if self.subject is None:
+            raise RuntimeError("fit() first")
+        predicted = self.predictor.predict(self.subject, items)
+        ticks = np.array([predicted[i.number] for i in items], dtype=float)
+        probs = np.zeros((len(items), 5))
+        probs[np.arange(len(items)), 5 - np.clip(np.rint(ticks), 1, 5).astype(int)] = 1.0
+        return Answers(tuple(i.number for i in items), probs, ticks=ticks)

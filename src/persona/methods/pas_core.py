@@ -1,0 +1,127 @@
+"""The array side of PAS (Personality Activation Search, Zhu et al. 2025): labels, probes, directions.
+
+Kept free of models and prompts so each step can be tested with hand-made activations. The steps
+follow the official code (``PAlign/pas.py``) with two deliberate differences, both documented:
+the 60/40 probe split is drawn from a seeded generator (the original uses the unseeded global numpy
+state), and ties in probe accuracy are broken by the lower flat head index (a stable sort) so the
+ranking is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from persona.steering import HeadShift
+
+
+def contrast_labels(agreement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels for the A-/E-answered contrast prompts of each known item, from the subject's answers.
+
+    ``agreement`` holds one answer per item on the 1..5 scale of agreement with the item text
+    (5 = Very Accurate); 0 means missing. Items answered 0 or 3 are dropped; 4-5 label the A-prompt 1
+    and the E-prompt 0; 1-2 the reverse. Returns ``(kept_item_indices, labels)`` with labels ordered
+    ``[A_0, E_0, A_1, E_1, ...]`` over the kept items, matching the activation layout below.
+    """
+    agreement = np.asarray(agreement)
+    kept = np.flatnonzero((agreement != 0) & (agreement != 3))
+    a_label = (agreement[kept] > 3).astype(int)
+    labels = np.stack([a_label, 1 - a_label], axis=1).reshape(-1)
+    return kept, labels
+
+
+def pair_activations(activations: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Select kept items from ``(n_items, 2, L, H, D)`` contrast activations -> ``(2 * n_kept, L, H, D)``."""
+    return activations[kept].reshape(-1, *activations.shape[2:])
+
+
+def probe_accuracies(
+    samples: np.ndarray, labels: np.ndarray, *, seed: int, val_fraction: float = 0.4
+) -> np.ndarray:
+    """Fit one logistic probe per (layer, head) on a seeded sample split; return ``(L, H, 2)`` accuracies.
+
+    ``[..., 0]`` is validation and ``[..., 1]`` training accuracy, as in the original. Like the
+    original, the split is over samples (an item's A- and E-prompt may fall on different sides).
+    """
+    n, n_layers, n_heads, _ = samples.shape
+    rng = np.random.default_rng(seed)
+    train = rng.choice(n, size=int(n * (1 - val_fraction)), replace=False)
+    val = np.setdiff1d(np.arange(n), train)
+    y_train, y_val = labels[train], labels[val]
+    accs = np.zeros((n_layers, n_heads, 2))
+    single_class = len(np.unique(y_train)) < 2
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            x_train, x_val = samples[train, layer, head], samples[val, layer, head]
+            if single_class:  # a subject who agrees with everything: the probe is a constant
+                pred_train = np.full(len(train), y_train[0])
+                pred_val = np.full(len(val), y_train[0])
+            else:
+                clf = LogisticRegression(random_state=42, max_iter=1000).fit(x_train, y_train)
+                pred_train, pred_val = clf.predict(x_train), clf.predict(x_val)
+            accs[layer, head, 0] = np.mean(pred_val == y_val) if len(val) else np.nan
+            accs[layer, head, 1] = np.mean(pred_train == y_train)
+    return accs
+
+
+def rank_heads(accs: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """Top-``k`` (layer, head) by the mean of validation and training accuracy; ties -> lower index."""
+    n_layers, n_heads, _ = accs.shape
+    score = np.nan_to_num(accs.mean(axis=2), nan=-1.0).reshape(-1)
+    order = np.argsort(-score, kind="stable")[:k]
+    return [(int(i // n_heads), int(i % n_heads)) for i in order]
+
+
+@dataclass(frozen=True)
+class PASDirections:
+    """Chosen heads with their unit mass-mean direction and the std of the samples' projections."""
+
+    heads: tuple[tuple[int, int], ...]
+    directions: np.ndarray  # (k, head_dim), unit norm
+    stds: np.ndarray  # (k,)
+    accuracies: np.ndarray  # (L, H, 2) probe accuracies behind the ranking
+
+    def shifts(self, alpha: float) -> list[HeadShift]:
+        """The intervention at strength ``alpha``: ``alpha * std * direction`` on each chosen head."""
+        if alpha == 0:
+            return []
+        return [
+            HeadShift(layer, head, alpha * std * direction)
+            for (layer, head), direction, std in zip(self.heads, self.directions, self.stds)
+        ]
+
+
+def mass_mean_directions(samples: np.ndarray, labels: np.ndarray, heads: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per head: normalised difference of class means over all samples, and std of projections on it."""
+    directions, stds = [], []
+    for layer, head in heads:
+        x = samples[:, layer, head].astype(np.float64)
+        if labels.min() == labels.max():  # one class only: no contrast, no shift
+            direction = np.zeros(x.shape[1])
+        else:
+            diff = x[labels == 1].mean(axis=0) - x[labels == 0].mean(axis=0)
+            norm = np.linalg.norm(diff)
+            direction = diff / norm if norm > 0 else np.zeros_like(diff)
+        directions.append(direction)
+        stds.append(float(np.std(x @ direction)))
+    return np.array(directions), np.array(stds)
+
+
+def fit_pas(activations: np.ndarray, agreement: np.ndarray, *, k: int = 24, seed: int = 0) -> PASDirections:
+    """All per-subject PAS steps: labels -> probes -> top-k heads -> mass-mean directions and scales.
+
+    ``activations`` are the subject-independent contrast activations ``(n_items, 2, L, H, D)``
+    (index 1: [A-answered, E-answered]); ``agreement`` the subject's answers to the same items.
+    """
+    kept, labels = contrast_labels(agreement)
+    samples = pair_activations(activations, kept)
+    n_layers, n_heads = activations.shape[2:4]
+    if len(kept) < 3:
+        empty = np.zeros((0, activations.shape[-1]))
+        return PASDirections((), empty, np.zeros(0), np.full((n_layers, n_heads, 2), np.nan))
+    accs = probe_accuracies(samples, labels, seed=seed)
+    heads = rank_heads(accs, min(k, n_layers * n_heads))
+    directions, stds = mass_mean_directions(samples, labels, heads)
+    return PASDirections(tuple(heads), directions, stds, accs)

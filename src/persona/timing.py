@@ -1,0 +1,107 @@
+"""Stage timer for cost comparisons: wall time, process CPU time and peak resident memory per stage.
+
+Why both clocks: on a shared machine wall time moves with other load, CPU time much less; a ratio of
+two methods is only trusted when they were measured side by side (interleaved A B A B, see
+``interleave``), so slow drift of the machine affects both equally.
+Peak memory is the process's peak RSS sampled by a background thread during the stage (the kernel's
+own ``ru_maxrss`` never goes down, so it cannot attribute a peak to a later stage).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Sequence
+
+import pandas as pd
+import psutil
+
+
+@dataclass
+class StageTime:
+    stage: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    meta: dict = field(default_factory=dict)
+
+
+class _PeakSampler(threading.Thread):
+    def __init__(self, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(os.getpid())
+        self.interval = interval
+        self.peak = self.process.memory_info().rss
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+        return self.peak
+
+
+class StageTimer:
+    """Collects ``StageTime`` records; ``with timer.stage("pas/probe", subject=3): ...``."""
+
+    def __init__(self) -> None:
+        self.records: list[StageTime] = []
+
+    @contextmanager
+    def stage(self, name: str, **meta) -> Iterator[None]:
+        sampler = _PeakSampler()
+        sampler.start()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            peak = sampler.stop()
+            self.records.append(StageTime(name, wall, cpu, peak / 2**20, dict(meta)))
+
+    def add(self, name: str, wall_s: float, cpu_s: float, peak_rss_mb: float = float("nan"), **meta) -> None:
+        """Record a stage measured elsewhere (e.g. time spent inside a training callback)."""
+        self.records.append(StageTime(name, wall_s, cpu_s, peak_rss_mb, dict(meta)))
+
+    def frame(self) -> pd.DataFrame:
+        rows = [{**{k: v for k, v in asdict(r).items() if k != "meta"}, **r.meta} for r in self.records]
+        return pd.DataFrame(rows)
+
+
+def maybe_stage(timer: "StageTimer | None", name: str, **meta):
+    """``timer.stage(...)`` when a timer is given, else a no-op context (methods time themselves optionally)."""
+    return timer.stage(name, **meta) if timer is not None else nullcontext()
+
+
+def interleave(subjects: Sequence, methods: Sequence[str]) -> list[tuple[object, str]]:
+    """Run order A B A B ...: per subject every method once, alternating which goes first.
+
+    Alternation cancels a systematic first-runner (or second-runner) effect such as a warm cache.
+    """
+    order: list[tuple[object, str]] = []
+    for i, subject in enumerate(subjects):
+        names = list(methods) if i % 2 == 0 else list(reversed(methods))
+        order.extend((subject, name) for name in names)
+    return order
+
+
+def amortised_total(frame: pd.DataFrame, *, once_stages: Sequence[str], n_subjects: int) -> pd.DataFrame:
+    """Per-method time per subject, with stages run once per model (PAS activations) spread over subjects.
+
+    ``frame`` needs columns ``method``, ``stage``, ``subject``, ``wall_s``, ``cpu_s``. Returns one row per
+    (method, subject) with the per-subject total plus ``once / n_subjects``.
+    """
+    once = frame[frame["stage"].isin(once_stages)]
+    per = frame[~frame["stage"].isin(once_stages)]
+    totals = per.groupby(["method", "subject"], as_index=False)[["wall_s", "cpu_s"]].sum()
+    extra = once.groupby("method")[["wall_s", "cpu_s"]].sum() / max(n_subjects, 1)
+    for col in ("wall_s", "cpu_s"):
+        totals[col] += totals["method"].map(extra[col]).fillna(0.0)
+    return totals

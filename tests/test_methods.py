@@ -1,0 +1,162 @@
+"""The method interface: order averaging, prompts per convention, adapters, and the PAS protocols."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from methods_fixtures import papi_items, per_domain
+from persona.engine import Engine, ScoreResult
+from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.methods.base import Answers, Method, ReferenceMethod, few_shot_system, score_items
+from persona.methods.pas import PAS, contrast_activations, selection_score
+from persona.methods.prompting import FewShot, NoChange, PersonalityPrompt
+from persona.papi import Item, Subject
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):
+        yield
+
+
+class LetterABias:
+    """A stub engine that always puts 0.6 on the first presented letter and 0.1 on each other one."""
+
+    def __init__(self):
+        self.prompts = []
+
+    def score(self, prompts):
+        self.prompts.extend(prompts)
+        raw = np.zeros((len(prompts), 5))
+        for i, p in enumerate(prompts):
+            raw[i, list(p.identity_of_position)] = [0.6, 0.1, 0.1, 0.1, 0.1]
+        return ScoreResult(probs=raw / raw.sum(1, keepdims=True), mass=raw.sum(1), raw=raw)
+
+
+ITEM_PLUS = Item(1, 1, "N", "N1", "Anxiety", +1, "Worry about things.")
+ITEM_MINUS = Item(31, 31, "N", "N1", "Anxiety", -1, "Am not easily bothered by things.")
+ITEM_MISSING = Item(61, None, "N", "N1", "Anxiety", +1, "Fear for the worst.")
+
+
+def test_orders_are_averaged_in_identity_order():
+    answers = score_items(LetterABias(), [ITEM_PLUS], system=None)
+    # original order: identity 0 gets 0.6; reversed: identity 4 gets 0.6 -> mean 0.35, 0.1, 0.1, 0.1, 0.35
+    np.testing.assert_allclose(answers.probs[0], [0.35, 0.1, 0.1, 0.1, 0.35])
+    assert answers.expected[0] == pytest.approx(3.0)  # a pure letter bias cancels out
+    assert answers.agreement[0] == 5  # ties go to the first identity (Very Accurate)
+
+
+def test_few_shot_prompt_per_convention():
+    subject = Subject(case=7, index=0, answers={1: 5, 31: 5, 61: 0})
+    paper = few_shot_system(subject, [ITEM_PLUS, ITEM_MINUS, ITEM_MISSING], "paper")
+    corrected = few_shot_system(subject, [ITEM_PLUS, ITEM_MINUS, ITEM_MISSING], "corrected")
+    header = "Here are some of your behaviors and your level of recognition towards them;"
+    assert paper == header + ("Worry about things.:Very Accurate;Am not easily bothered by things.:Very Accurate;"
+                              "Fear for the worst.:Unknown")
+    assert corrected == header + "Worry about things.:Very Accurate;Am not easily bothered by things.:Very Inaccurate"
+
+
+def test_reference_adapter_and_protocol():
+    from persona.reference import Constant
+
+    method = ReferenceMethod(Constant(4))
+    assert isinstance(method, Method)
+    method.fit(Subject(1, 0, {1: 2}), [])
+    answers = method.answer([ITEM_PLUS, ITEM_MINUS])
+    np.testing.assert_array_equal(answers.agreement, [4, 4])
+    frame = answers.frame(subject=1, method=method.name)
+    assert list(frame["predicted"]) == [4, 4] and (frame["p4"] == 1).all()
+
+
+def test_p2_paragraphs_follow_test_set_order():
+    from persona.data import fetch
+    from persona.methods.prompting import personality_paragraphs
+
+    _, _ = papi_items()  # skips without data
+    from persona import papi
+
+    subjects = papi.load_subjects(limit=3)
+    records = json.loads(fetch("papi/personality_prompt.json").read_text())
+    assert len(personality_paragraphs()) == 300
+    for subject in subjects:
+        # the P^2 input of row i lists subject i's first item with its stored value, as PAlign built it
+        label = {5: "Very Accurate", 4: "Moderately Accurate", 3: "Neither Accurate Nor Inaccurate",
+                 2: "Moderately Inaccurate", 1: "Very Inaccurate"}[subject.answers[1]]
+        assert f"Worry about things.:{label};" in records[subject.index]["input"]
+        method = PersonalityPrompt(LetterABias())
+        method.fit(subject, [])
+        assert method.system == records[subject.index]["output"][0]
+
+
+@pytest.fixture(scope="module")
+def tiny_setup():
+    known, heldout = papi_items()
+    tok = tiny_tokenizer()
+    model = tiny_model("llama", tok, seed=1)
+    engine = Engine(model, tok)
+    from persona import papi
+
+    subject = papi.load_subjects(limit=1)[0]
+    return engine, subject, per_domain(known, 6), per_domain(heldout, 3)
+
+
+def test_no_change_is_subject_independent_and_cached(tiny_setup):
+    engine, subject, known, test = tiny_setup
+    method = NoChange(engine)
+    method.fit(subject, known)
+    assert method.answer(test) is method.answer(test)
+
+
+def test_pas_paper_protocol_never_worse_than_alpha_zero(tiny_setup, tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONA_CACHE_DIR", str(tmp_path))
+    engine, subject, known, test = tiny_setup
+    acts = contrast_activations(engine, known)
+    assert acts.shape == (len(known), 2, 2, 4, 16)
+    np.testing.assert_array_equal(contrast_activations(engine, known), acts)  # served from the disk cache
+    assert len(list((tmp_path / "pas").glob("*.npy"))) == 1
+    for convention in ("paper", "corrected"):
+        pas = PAS(engine, engine.model, acts, known, protocol="paper", test_items=test, convention=convention,
+                  k=4, alphas=(0, 2, 8))
+        pas.fit(subject, known)
+        few = FewShot(engine, convention)
+        few.fit(subject, known)
+        base = few.answer(test)
+        np.testing.assert_allclose(pas._answers[(tuple(i.number for i in test), 0)].probs, base.probs, atol=1e-9)
+        chosen = selection_score(pas.answer(test), subject, test, convention)
+        assert chosen <= selection_score(base, subject, test, convention) + 1e-12
+        assert chosen == min(pas.sweep.values())
+
+
+def test_pas_honest_protocol_never_sees_test_items(tiny_setup):
+    engine, subject, known, test = tiny_setup
+    acts = contrast_activations(engine, known, cache=False)
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner, self.users = inner, []
+
+        def score(self, prompts):
+            self.users.extend(p.user for p in prompts)
+            return self.inner.score(prompts)
+
+    recorder = Recording(engine)
+    pas = PAS(recorder, engine.model, acts, known, protocol="honest", k=4, alphas=(0, 4))
+    pas.fit(subject, known)
+    assert pas.alpha in (0, 4) and set(pas.sweep) == {0, 4}
+    assert recorder.users and not any(item.text.lower() in u for item in test for u in recorder.users)
+    answers = pas.answer(test)
+    assert answers.info["alpha"] == pas.alpha and answers.probs.shape == (len(test), 5)
+
+
+def test_pas_with_hooks_leaves_model_unchanged(tiny_setup):
+    engine, subject, known, test = tiny_setup
+    before = score_items(engine, test[:3], None).probs
+    acts = contrast_activations(engine, known, cache=False)
+    pas = PAS(engine, engine.model, acts, known, protocol="paper", test_items=test, k=4, alphas=(0, 8))
+    pas.fit(subject, known)
+    np.testing.assert_array_equal(score_items(engine, test[:3], None).probs, before)
+    assert isinstance(pas, Method) and isinstance(Answers((), np.zeros((0, 5))).frame(), object)
