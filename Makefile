@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# No telemetry threads from the hub libraries during long runs.
+export HF_HUB_DISABLE_TELEMETRY := 1
 
 .PHONY: book test unit notebooks-smoke book-smoke browser env clean
 
