@@ -38,7 +38,7 @@ def test_preference_pairs_by_hand():
                        ("E", "A"), ("A", "E"), ("C", "E"), ("C", "A")]
     paper = [(p["chosen"], p["rejected"]) for p in preference_pairs(engine, subject, ITEMS, "paper")]
     assert paper[:2] == [("A", "E"), ("A", "E")]  # PAlign's reading: stored 5 = Very Accurate for both
-    assert all(p["prompt"].endswith("<|im_start|>assistant\n") for p in pairs)
+    assert all(p["prompt"].endswith("<|im_start|>assistant\n(") for p in pairs)  # the answer cue
 
 
 def test_dpo_trains_chooses_a_step_and_restores_the_model(tmp_path):

@@ -50,6 +50,16 @@ def test_orders_are_averaged_in_identity_order():
     assert answers.agreement[0] == 5  # ties go to the first identity (Very Accurate)
 
 
+def test_prompts_end_with_the_answer_cue_and_letter_mass_is_kept():
+    engine = LetterABias()
+    answers = score_items(engine, [ITEM_PLUS, ITEM_MINUS], system=None)
+    assert [p.assistant_prefix for p in engine.prompts] == ["("] * 4
+    np.testing.assert_allclose(answers.mass, [1.0, 1.0])
+    assert answers.frame()["label_mass"].tolist() == [1.0, 1.0]
+    score_items(engine, [ITEM_PLUS], system=None, cue="")
+    assert engine.prompts[-1].assistant_prefix == ""
+
+
 def test_few_shot_prompt_per_convention():
     subject = Subject(case=7, index=0, answers={1: 5, 31: 5, 61: 0})
     paper = few_shot_system(subject, [ITEM_PLUS, ITEM_MINUS, ITEM_MISSING], "paper")
@@ -160,3 +170,28 @@ def test_pas_with_hooks_leaves_model_unchanged(tiny_setup):
     pas.fit(subject, known)
     np.testing.assert_array_equal(score_items(engine, test[:3], None).probs, before)
     assert isinstance(pas, Method) and isinstance(Answers((), np.zeros((0, 5))).frame(), object)
+
+
+def test_validation_count_and_projected_ratio_by_hand():
+    import pandas as pd
+
+    from persona.methods.experiment import n_validations, projected_ratio
+
+    assert n_validations(10, 5) == 3  # steps 0, 5, 10
+    assert n_validations(4, 3) == 3  # steps 0, 3 and the last one, 4
+    times = pd.DataFrame([
+        {"stage": "pas/activations", "method": "pas", "subject": None, "wall_s": 20.0, "total": False},
+        {"stage": "fit", "method": "pas", "subject": 1, "wall_s": 30.0, "total": True},
+        {"stage": "fit", "method": "pas", "subject": 2, "wall_s": 30.0, "total": True},
+        {"stage": "dpo/train", "method": "dpo", "subject": 1, "wall_s": 40.0, "total": False},
+        {"stage": "dpo/validate", "method": "dpo", "subject": 1, "wall_s": 6.0, "total": False},
+        {"stage": "fit", "method": "dpo", "subject": 1, "wall_s": 50.0, "total": True},
+        {"stage": "dpo/train", "method": "dpo", "subject": 2, "wall_s": 40.0, "total": False},
+        {"stage": "dpo/validate", "method": "dpo", "subject": 2, "wall_s": 6.0, "total": False},
+        {"stage": "fit", "method": "dpo", "subject": 2, "wall_s": 50.0, "total": True},
+    ])
+    out = projected_ratio(times, "pas", "dpo", steps_run=4, eval_every=2, steps=[4, 40]).set_index("dpo_steps")
+    # PAS: 30 + 20/2 = 40 s. DPO: 4 s fixed, 10 s/step, 2 s per validation (3 of them at 4 steps)
+    assert out.loc[4, "dpo_s"] == pytest.approx(50.0)
+    assert out.loc[40, "dpo_s"] == pytest.approx(4 + 400 + 21 * 2)
+    assert out.loc[40, "ratio"] == pytest.approx(40 / 446)

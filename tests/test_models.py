@@ -59,3 +59,14 @@ def test_embedded_smollm2_loads_offline(monkeypatch):
     with torch.no_grad():
         logits = model(**ids).logits[0, -1]
     assert tokenizer.decode(int(logits.argmax())).strip() == "Paris"
+
+
+def test_dtype_names_resolve_and_auto_follows_the_device():
+    from persona.models import parse_dtype
+
+    assert parse_dtype("auto", torch.device("cpu")) == torch.float32
+    assert parse_dtype(None, torch.device("cuda")) == torch.bfloat16
+    assert parse_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    assert parse_dtype(torch.float16, torch.device("cpu")) == torch.float16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        parse_dtype("float33", torch.device("cpu"))

@@ -10,6 +10,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from persona.methods.pas_core import (
     PASDirections,
     contrast_labels,
+    fit_logistic_batched,
     fit_pas,
     mass_mean_directions,
     pair_activations,
@@ -159,6 +160,44 @@ def test_mass_mean_direction_and_scale_by_hand():
     diff = np.array([3, -2]) / np.sqrt(13)
     np.testing.assert_allclose(directions[0], diff)
     np.testing.assert_allclose(stds[0], np.std(samples[:, 0, 0] @ diff))
+
+
+def _objective(w, b, x, y):
+    z = x @ w + b
+    return np.sum(np.logaddexp(0, z) - y * z) + 0.5 * w @ w
+
+
+def test_batched_probes_reach_the_optimum_of_sklearns_default_logistic_regression():
+    """Same objective as LogisticRegression(C=1): the exact optimum, which sklearn reaches at a tight tol."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 40, 6))
+    x[3] *= 20  # nearly separable: large weights, where a loose solver stops early
+    y = (x[0, :, 0] + rng.normal(scale=0.5, size=40) > 0).astype(int)
+    weights, intercepts = fit_logistic_batched(x, y)
+    for g in range(len(x)):
+        ref = LogisticRegression(tol=1e-12, max_iter=100_000).fit(x[g], y)
+        np.testing.assert_allclose(weights[g], ref.coef_[0], atol=1e-5)
+        np.testing.assert_allclose(intercepts[g], ref.intercept_[0], atol=1e-5)
+        assert _objective(weights[g], intercepts[g], x[g], y) <= _objective(ref.coef_[0], ref.intercept_[0], x[g], y) + 1e-9
+
+
+def test_probe_accuracies_match_per_head_sklearn_probes():
+    from sklearn.linear_model import LogisticRegression
+
+    acts, agreement = _planted(seed=2)
+    kept, labels = contrast_labels(agreement)
+    samples = pair_activations(acts, kept)
+    accs = probe_accuracies(samples, labels, seed=5)
+    n = len(samples)
+    train = np.random.default_rng(5).choice(n, size=int(n * 0.6), replace=False)
+    val = np.setdiff1d(np.arange(n), train)
+    for layer in range(samples.shape[1]):
+        for head in range(samples.shape[2]):
+            clf = LogisticRegression(tol=1e-12, max_iter=100_000).fit(samples[train, layer, head], labels[train])
+            assert accs[layer, head, 1] == np.mean(clf.predict(samples[train, layer, head]) == labels[train])
+            assert accs[layer, head, 0] == np.mean(clf.predict(samples[val, layer, head]) == labels[val])
 
 
 def test_probe_split_is_seeded():

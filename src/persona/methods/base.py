@@ -8,6 +8,12 @@ LLM methods answer by **likelihood**: the engine's next-token probabilities of t
 renormalised over the five options. Small models' answers are dominated by letter position, so
 every item is asked in both option orders (A = Very Accurate first, and reversed) and the two
 identity-order distributions are averaged before taking the most likely option.
+
+The assistant turn starts with the answer cue ``(``: the options read "(A). Very Accurate", and a chat
+model opens its reply with "(" (SmolLM2-135M puts most of its first-token mass there), so
+without the cue the letter probabilities would be read at a position where the model is not yet choosing.
+With the cue the scored distribution is the one a generated "(A)" answer is drawn from. PAlign generates
+the answer instead; the alignment chapter measures the letter mass with and without the cue.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from persona.papi import Convention, Item, Subject, agreement, shown_value
 #: Agreement value of each option in identity order (Very Accurate .. Very Inaccurate).
 OPTION_AGREEMENT = np.array([5, 4, 3, 2, 1])
 ORDERS: tuple[str, ...] = ("original", "reversed")
+#: Text the assistant turn starts with before the option letter (see the module docstring).
+ANSWER_CUE = "("
 #: PAlign's default system prompt (used without a persona and for the PAS contrast prompts).
 DEFAULT_SYSTEM = PAPI_SYSTEM_PROMPT
 
@@ -37,6 +45,7 @@ class Answers:
     probs: np.ndarray  # (n_items, 5): P(Very Accurate) .. P(Very Inaccurate)
     info: dict = field(default_factory=dict)  # method details to record (alpha chosen, steps, ...)
     ticks: np.ndarray | None = None  # explicit ticks (reference predictors); else argmax of probs
+    mass: np.ndarray | None = None  # (n_items,) next-token mass on the option letters, mean over orders
 
     @property
     def agreement(self) -> np.ndarray:
@@ -52,8 +61,10 @@ class Answers:
 
     def frame(self, **columns) -> pd.DataFrame:
         """Tidy rows (one per item): ``predicted`` = chosen agreement (``persona.metrics`` input),
-        ``expected`` and ``p5..p1`` (p5 = P(Very Accurate)), plus ``columns`` and ``info``."""
+        ``expected``, ``p5..p1`` (p5 = P(Very Accurate)) and ``label_mass`` (NaN without a model), plus
+        ``columns`` and ``info``."""
         out = pd.DataFrame({"item": list(self.items), "predicted": self.agreement, "expected": self.expected})
+        out["label_mass"] = self.mass if self.mass is not None else np.nan
         for k in range(5):
             out[f"p{5 - k}"] = self.probs[:, k]  # p5 = P(Very Accurate)
         for key, value in {**columns, **self.info}.items():
@@ -101,22 +112,26 @@ def papi_mc_item(item: Item):
     return MCItem(stem=item.text, options=PAPI_OPTIONS)
 
 
-def papi_prompts(items: Sequence[Item], system: str | None, order: str):
-    """Engine prompts for ``items`` in one option order with one system prompt."""
+def papi_prompts(items: Sequence[Item], system: str | None, order: str, cue: str = ANSWER_CUE):
+    """Engine prompts for ``items`` in one option order with one system prompt, the answer cue after them."""
     perm = order_permutation(5, order)
-    return [build_prompt(papi_mc_item(item), PAPI_TEMPLATE, system=system, permutation=perm) for item in items]
+    return [build_prompt(papi_mc_item(item), PAPI_TEMPLATE, system=system, permutation=perm, assistant_prefix=cue)
+            for item in items]
 
 
-def score_items(engine, items: Sequence[Item], system: str | None, orders: Sequence[str] = ORDERS) -> Answers:
+def score_items(engine, items: Sequence[Item], system: str | None, orders: Sequence[str] = ORDERS,
+                cue: str = ANSWER_CUE) -> Answers:
     """Likelihood answers averaged over option orders (identity-order probabilities, mean over orders).
 
     All orders go to the engine in one call, so the shared system prefix is encoded once for all of them.
     """
     if not items:
-        return Answers((), np.zeros((0, 5)))
-    prompts = [p for order in orders for p in papi_prompts(items, system, order)]
-    probs = np.asarray(engine.score(prompts).probs, dtype=np.float64).reshape(len(orders), len(items), -1)
-    return Answers(tuple(i.number for i in items), probs.mean(axis=0))
+        return Answers((), np.zeros((0, 5)), mass=np.zeros(0))
+    prompts = [p for order in orders for p in papi_prompts(items, system, order, cue)]
+    result = engine.score(prompts)
+    probs = np.asarray(result.probs, dtype=np.float64).reshape(len(orders), len(items), -1)
+    mass = np.asarray(result.mass, dtype=np.float64).reshape(len(orders), len(items))
+    return Answers(tuple(i.number for i in items), probs.mean(axis=0), mass=mass.mean(axis=0))
 
 
 class ReferenceMethod:

@@ -195,6 +195,38 @@ def cost_comparison(engine, setup: PapiSetup, subjects: Sequence[papi.Subject], 
     return times, pd.concat(frames, ignore_index=True)
 
 
+@dataclass
+class ModelCost:
+    """One model's side-by-side timing: stage times, test predictions and its parameter count."""
+
+    model: str
+    n_params: int
+    times: pd.DataFrame
+    predictions: pd.DataFrame
+
+
+def cost_by_model(model_names: Sequence[str], setup: PapiSetup, *, pas_name: str, dpo_name: str,
+                  dpo_settings: DPOSettings, alphas: Sequence[float] | None = None, dtype=None,
+                  batch_size: int = 8) -> list[ModelCost]:
+    """``cost_comparison`` for each model in turn (one loaded at a time) on the same subjects and items."""
+    import gc
+
+    from persona.engine import Engine
+    from persona.models import load_model
+
+    out = []
+    for name in model_names:
+        model, tokenizer = load_model(name, dtype=dtype)
+        engine = Engine(model, tokenizer, batch_size=batch_size)
+        times, predictions = cost_comparison(engine, setup, setup.subjects, pas_name=pas_name, dpo_name=dpo_name,
+                                             dpo_settings=dpo_settings, alphas=alphas)
+        out.append(ModelCost(name, sum(p.numel() for p in model.parameters()), times.assign(model=name),
+                             predictions.assign(model=name)))
+        del engine, model
+        gc.collect()
+    return out
+
+
 def cost_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, n_boot: int = 2000, seed: int = 0,
                clock: str = "wall_s") -> pd.Series:
     """PAS / DPO optimisation time per subject (fit incl. the amortised activations), with a bootstrap CI.
@@ -214,6 +246,34 @@ def cost_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, n_boot: int
                       "pas_s": pas.mean(), "dpo_s": dpo.mean(), "activations_once_s": once * n})
 
 
-__all__ = ["PapiSetup", "papi_setup", "make_method", "pas_activations", "run", "reference_predictions",
+def n_validations(max_steps: int, eval_every: int) -> int:
+    """How many validation Scores a DPO fit computes: step 0, every ``eval_every`` steps and the last step."""
+    marks = set(range(eval_every, max_steps + 1, eval_every)) if eval_every > 0 else set()
+    return 1 + len(marks | {max_steps})
+
+
+def projected_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, steps_run: int, eval_every: int,
+                    steps: Sequence[int], clock: str = "wall_s") -> pd.DataFrame:
+    """PAS/DPO ratio projected to other DPO step counts from the measured per-step and per-validation costs.
+
+    A projection, not a measurement: it assumes each DPO step and each validation cost what they cost here
+    (true for a fixed batch size and model) and keeps ``eval_every``; PAS's measured time is unchanged.
+    """
+    fit = times[times["total"]].groupby("method")[clock].mean()
+    stage = times[~times["total"]].groupby("stage")[clock].mean()
+    n_subjects = max(times.loc[times["total"], "subject"].nunique(), 1)
+    pas = fit[pas_name] + times.loc[times["stage"] == "pas/activations", clock].sum() / n_subjects
+    per_step = stage["dpo/train"] / steps_run
+    per_validation = stage["dpo/validate"] / n_validations(steps_run, eval_every)
+    fixed = fit[dpo_name] - stage["dpo/train"] - stage["dpo/validate"]  # setup and bookkeeping
+    rows = []
+    for n in steps:
+        dpo = fixed + n * per_step + n_validations(n, eval_every) * per_validation
+        rows.append({"dpo_steps": n, "dpo_s": dpo, "pas_s": pas, "ratio": pas / dpo})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["n_validations", "projected_ratio", "PapiSetup", "papi_setup", "make_method", "pas_activations", "run", "reference_predictions",
            "score_table", "subject_scores", "paired_tests", "expressed_levels", "cost_comparison", "cost_ratio",
+           "ModelCost", "cost_by_model",
            "ReferenceMethod"]
