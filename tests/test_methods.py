@@ -195,3 +195,58 @@ def test_validation_count_and_projected_ratio_by_hand():
     assert out.loc[4, "dpo_s"] == pytest.approx(50.0)
     assert out.loc[40, "dpo_s"] == pytest.approx(4 + 400 + 21 * 2)
     assert out.loc[40, "ratio"] == pytest.approx(40 / 446)
+
+
+class ScriptedGenerator:
+    """A stub engine whose ``answer`` returns a scripted option identity (or refusal) per prompt."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.model = "base"
+
+    def answer(self, prompts, **kwargs):
+        from persona.engine.parsing import GenerationResult
+
+        outcome = [self.script.pop(0) for _ in prompts]
+        return GenerationResult(texts=[""] * len(prompts), outcome=outcome)
+
+
+def test_generation_mode_one_hot_answers_and_missing_ones():
+    from persona.methods.base import GenerationScorer
+
+    # prompts go order by order: [original: item+, item-], [reversed: item+, item-]
+    engine = GenerationScorer(ScriptedGenerator([1, "refused", 1, "unparseable"]))
+    answers = score_items(engine, [ITEM_PLUS, ITEM_MINUS], system=None)
+    np.testing.assert_allclose(answers.probs[0], [0, 1, 0, 0, 0])
+    assert answers.agreement[0] == 4  # identity 1 = Moderately Accurate
+    assert np.isnan(answers.agreement[1])  # no order gave an option: no answer, not "Very Accurate"
+    np.testing.assert_allclose(answers.mass, [1.0, 0.0])
+    engine.model = "unloaded"  # attribute writes reach the wrapped engine (DPO swaps the model back)
+    assert engine.engine.model == "unloaded"
+
+
+def test_generation_mode_disagreeing_orders_split_the_vote():
+    from persona.methods.base import GenerationScorer
+
+    engine = GenerationScorer(ScriptedGenerator([0, 3]))
+    answers = score_items(engine, [ITEM_PLUS], system=None)
+    np.testing.assert_allclose(answers.probs[0], [0.5, 0, 0, 0.5, 0])
+    assert answers.expected[0] == pytest.approx((5 + 2) / 2)
+
+
+def test_every_method_runs_in_generation_mode_on_a_real_tiny_model(tiny_setup):
+    """The wrapper reaches a real engine: greedy text is parsed, PAS steers generation, answers are 1..5 or NaN."""
+    from persona.methods.base import GenerationScorer
+
+    engine, subject, known, test = tiny_setup
+    generating = GenerationScorer(engine, max_new_tokens=3)
+    acts = contrast_activations(generating, known, cache=False)
+    methods = [NoChange(generating), FewShot(generating, "corrected"),
+               PAS(generating, engine.model, acts, known, protocol="honest", k=4, alphas=(0, 4))]
+    for method in methods:
+        method.fit(subject, known)
+        answers = method.answer(test)
+        assert answers.probs.shape == (len(test), 5)
+        values = answers.agreement[~np.isnan(answers.agreement)]
+        assert set(values) <= {1, 2, 3, 4, 5}
+        assert np.all((answers.mass >= 0) & (answers.mass <= 1))

@@ -5,7 +5,8 @@ items. The experiment loop only sees this protocol, so no-change, few-shot, P^2,
 reference predictors are interchangeable.
 
 LLM methods answer by **likelihood**: the engine's next-token probabilities of the option letters,
-renormalised over the five options. Small models' answers are dominated by letter position, so
+renormalised over the five options. Wrapping the engine in ``GenerationScorer`` switches every method to
+**generation** (greedy text, strict parser) without changing them. Small models' answers are dominated by letter position, so
 every item is asked in both option orders (A = Very Accurate first, and reversed) and the two
 identity-order distributions are averaged before taking the most likely option.
 
@@ -18,6 +19,7 @@ the answer instead; the alignment chapter measures the letter mass with and with
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -26,6 +28,7 @@ import pandas as pd
 
 from persona.engine import PAPI_OPTIONS, PAPI_TEMPLATE, MCItem, build_prompt, order_permutation
 from persona.engine import PAPI_SYSTEM_PROMPT, papi_fewshot_system_from_values
+from persona.engine.scoring import ScoreResult
 from persona.papi import Convention, Item, Subject, agreement, shown_value
 
 #: Agreement value of each option in identity order (Very Accurate .. Very Inaccurate).
@@ -49,10 +52,16 @@ class Answers:
 
     @property
     def agreement(self) -> np.ndarray:
-        """The chosen option as agreement 1..5 (5 = Very Accurate): argmax of the probabilities."""
+        """The chosen option as agreement 1..5 (5 = Very Accurate): argmax of the probabilities.
+
+        A row of NaN probabilities (generation mode: no order gave an option) is no answer: NaN, which the
+        metrics leave out.
+        """
         if self.ticks is not None:
             return self.ticks
-        return OPTION_AGREEMENT[np.argmax(self.probs, axis=1)]
+        missing = np.isnan(self.probs).any(axis=1)
+        choice = OPTION_AGREEMENT[np.argmax(np.nan_to_num(self.probs, nan=-1.0), axis=1)]
+        return np.where(missing, np.nan, choice) if missing.any() else choice
 
     @property
     def expected(self) -> np.ndarray:
@@ -131,7 +140,44 @@ def score_items(engine, items: Sequence[Item], system: str | None, orders: Seque
     result = engine.score(prompts)
     probs = np.asarray(result.probs, dtype=np.float64).reshape(len(orders), len(items), -1)
     mass = np.asarray(result.mass, dtype=np.float64).reshape(len(orders), len(items))
-    return Answers(tuple(i.number for i in items), probs.mean(axis=0), mass=mass.mean(axis=0))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all orders unanswered (generation): NaN row
+        mean = np.nanmean(probs, axis=0)
+    return Answers(tuple(i.number for i in items), mean, mass=mass.mean(axis=0))
+
+
+class GenerationScorer:
+    """Generation mode: an engine stand-in whose ``score`` generates, parses and returns one-hot answers.
+
+    Every method answers through ``engine.score``, so wrapping the engine switches all of them from
+    likelihood to generation without touching them. A prompt's answer is greedy text parsed by the
+    engine's strict parser (a refusal or unparseable text is no answer: a NaN row, ``mass`` 0); PAlign's
+    regex is ``parser="paper"``. Everything else (model, tokenizer, rendering) is the wrapped engine's.
+    """
+
+    def __init__(self, engine, *, option_texts: Sequence[str] = PAPI_OPTIONS, max_new_tokens: int = 8,
+                 parser: str = "strict") -> None:
+        object.__setattr__(self, "engine", engine)
+        object.__setattr__(self, "option_texts", tuple(option_texts))
+        object.__setattr__(self, "max_new_tokens", max_new_tokens)
+        object.__setattr__(self, "parser", parser)
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+    def __setattr__(self, name: str, value) -> None:  # e.g. DPO puts the unloaded model back
+        setattr(self.engine, name, value)
+
+    def score(self, prompts, *, progress: bool = False) -> ScoreResult:
+        result = self.engine.answer(prompts, max_new_tokens=self.max_new_tokens, parser=self.parser,
+                                    option_texts=[self.option_texts] * len(prompts))
+        probs = np.full((len(prompts), len(self.option_texts)), np.nan)
+        for row, choice in enumerate(result.choice):
+            if choice >= 0:
+                probs[row] = 0.0
+                probs[row, choice] = 1.0
+        answered = (~np.isnan(probs).any(axis=1)).astype(float)
+        return ScoreResult(probs=probs, mass=answered, raw=np.nan_to_num(probs))
 
 
 class ReferenceMethod:
