@@ -30,6 +30,25 @@ def test_gpu_profile_uses_a_real_model():
     assert "/" in runbook.load_profile("gpu")["_book"]["model"]
 
 
+def test_gpu_profile_runs_alignment_at_the_papers_scale():
+    """The notebooks' defaults are the smoke scale, so the gpu profile must set every scale knob itself."""
+    gpu = runbook.load_profile("gpu")
+    for stem in ("02_alignment", "03_cost"):
+        section = gpu[stem]
+        assert section["alphas"] == [0, 1, 2, 4, 6, 8], stem
+        assert section["n_test_per_domain"] is None and section["n_known_per_domain"] is None, stem
+    assert gpu["02_alignment"]["n_subjects"] is None  # all 300
+
+
+def test_every_profile_key_is_a_notebook_parameter():
+    for profile in ("smoke", "gpu"):
+        for nb in runbook.notebooks():
+            cells = nbformat.read(nb, as_version=4).cells
+            source = next(c.source for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+            for name in runbook.load_profile(profile)[nb.stem]:
+                assert f"{name} = " in source, f"{nb.name}: {profile} profile sets '{name}', not a parameter"
+
+
 def test_fingerprint_changes_with_notebook_and_parameters(tmp_path):
     nb = tmp_path / "01_x.ipynb"
     nb.write_text("{}")
