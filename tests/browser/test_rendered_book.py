@@ -84,6 +84,25 @@ def test_glued_numbers_are_filled_in(pages):
     assert pasted > 0, "no glued number anywhere in the book"
 
 
+def test_findings_verdicts_link_to_evidence_that_exists(pages):
+    """Every claim with a computed verdict links to its evidence; every internal link lands on a real anchor."""
+    dom = pages.get("book/findings")
+    if dom is None:
+        pytest.skip("the book has no findings page yet")
+    rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", dom, re.S) if "pasted-text" in r]
+    assert len(rows) >= 8, "fewer glued verdict rows than claims"
+    for row in rows:
+        assert "reference internal" in row, f"a verdict without a link to its evidence: {re.sub('<[^>]+>', '', row)[:120]}"
+    tags = [t for t in re.findall(r"<a\s[^>]*>", dom) if "reference internal" in t]
+    for tag in tags:
+        href = re.search(r'href="([^"]+)"', tag).group(1)
+        path, _, anchor = href.partition("#")
+        target = (HTML / "book" / path).resolve() if path else HTML / "book" / "findings.html"
+        assert target.exists(), f"broken link {href}"
+        if anchor:
+            assert f'id="{anchor}"' in target.read_text(encoding="utf-8"), f"no anchor {anchor} in {path}"
+
+
 def test_findings_screenshot_is_saved():
     findings = HTML / "book" / "findings.html"
     if not findings.exists():
