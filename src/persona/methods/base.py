@@ -11,7 +11,7 @@ every item is asked in both option orders (A = Very Accurate first, and reversed
 identity-order distributions are averaged before taking the most likely option.
 
 The assistant turn starts with the answer cue ``(``: the options read "(A). Very Accurate", and a chat
-model opens its reply with "(" (SmolLM2-135M puts most of its first-token mass there), so
+model opens its reply with "(" (SmolLM2-135M's most likely first token), so
 without the cue the letter probabilities would be read at a position where the model is not yet choosing.
 With the cue the scored distribution is the one a generated "(A)" answer is drawn from. PAlign generates
 the answer instead; the alignment chapter measures the letter mass with and without the cue.

@@ -58,6 +58,12 @@ class DPOSettings:
     extra: dict = field(default_factory=dict)
 
 
+def validation_steps(max_steps: int, eval_every: int) -> set[int]:
+    """The steps at which a fit computes its validation Score: 0, every ``eval_every`` steps, and the last."""
+    marks = set(range(eval_every, max_steps + 1, eval_every)) if eval_every > 0 else set()
+    return {0, max_steps} | marks
+
+
 def preference_pairs(engine, subject: Subject, items: Sequence[Item], convention: Convention) -> list[dict]:
     """DPO pairs (``prompt``/``chosen``/``rejected`` texts) for the subject's known answers; see module doc."""
     values = label_values(subject, items, convention)
@@ -127,9 +133,11 @@ class DPO:
             spent["wall_s"] += time.perf_counter() - wall0
             spent["cpu_s"] += time.process_time() - cpu0
 
+        schedule = validation_steps(s.max_steps, s.eval_every)  # step 0 is validated before training
+
         class EveryN(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step % s.eval_every == 0 or state.global_step == state.max_steps:
+                if state.global_step in schedule:
                     validate(state.global_step)
 
         config = DPOConfig(

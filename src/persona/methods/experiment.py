@@ -20,11 +20,11 @@ from statsmodels.stats.multitest import multipletests
 
 from persona import metrics, papi, reference
 from persona.methods.base import Method, ReferenceMethod
-from persona.methods.dpo import DPO, DPOSettings
+from persona.methods.dpo import DPO, DPOSettings, validation_steps
 from persona.methods.pas import PAS, contrast_activations
 from persona.methods.prompting import FewShot, NoChange, PersonalityPrompt
 from persona.runs import ResultStore
-from persona.timing import StageTimer, interleave, maybe_stage
+from persona.timing import StageTimer, amortised_total, interleave, maybe_stage
 
 
 @dataclass
@@ -227,6 +227,15 @@ def cost_by_model(model_names: Sequence[str], setup: PapiSetup, *, pas_name: str
     return out
 
 
+def fit_seconds(times: pd.DataFrame, pas_name: str, clock: str = "wall_s") -> pd.DataFrame:
+    """Optimisation time per (method, subject): the ``fit`` totals, with PAS's once-per-model activations
+    spread over the subjects (``persona.timing.amortised_total``)."""
+    fits = times[times["total"]]
+    once = times[times["stage"] == "pas/activations"].assign(method=pas_name)
+    return amortised_total(pd.concat([fits, once], ignore_index=True), once_stages=["pas/activations"],
+                           n_subjects=fits["subject"].nunique())[["method", "subject", clock]]
+
+
 def cost_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, n_boot: int = 2000, seed: int = 0,
                clock: str = "wall_s") -> pd.Series:
     """PAS / DPO optimisation time per subject (fit incl. the amortised activations), with a bootstrap CI.
@@ -234,22 +243,21 @@ def cost_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, n_boot: int
     The activations are computed once per model: their time is divided by the number of subjects.
     The CI resamples subjects (ratio of mean times).
     """
-    fit = times[times["total"]].pivot_table(index="subject", columns="method", values=clock, aggfunc="sum")
+    fit = fit_seconds(times, pas_name, clock).pivot_table(index="subject", columns="method", values=clock)
     n = len(fit)
-    once = times.loc[times["stage"] == "pas/activations", clock].sum() / max(n, 1)
-    pas, dpo = fit[pas_name].to_numpy() + once, fit[dpo_name].to_numpy()
+    once = times.loc[times["stage"] == "pas/activations", clock].sum()
+    pas, dpo = fit[pas_name].to_numpy(), fit[dpo_name].to_numpy()
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     reps = pas[idx].mean(axis=1) / dpo[idx].mean(axis=1)
     low, high = np.quantile(reps, [0.025, 0.975])
     return pd.Series({"ratio": pas.mean() / dpo.mean(), "ci_low": low, "ci_high": high, "n_subjects": n,
-                      "pas_s": pas.mean(), "dpo_s": dpo.mean(), "activations_once_s": once * n})
+                      "pas_s": pas.mean(), "dpo_s": dpo.mean(), "activations_once_s": once})
 
 
 def n_validations(max_steps: int, eval_every: int) -> int:
-    """How many validation Scores a DPO fit computes: step 0, every ``eval_every`` steps and the last step."""
-    marks = set(range(eval_every, max_steps + 1, eval_every)) if eval_every > 0 else set()
-    return 1 + len(marks | {max_steps})
+    """How many validation Scores a DPO fit computes (``persona.methods.dpo.validation_steps``)."""
+    return len(validation_steps(max_steps, eval_every))
 
 
 def projected_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, steps_run: int, eval_every: int,
@@ -259,10 +267,9 @@ def projected_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, steps_
     A projection, not a measurement: it assumes each DPO step and each validation cost what they cost here
     (true for a fixed batch size and model) and keeps ``eval_every``; PAS's measured time is unchanged.
     """
-    fit = times[times["total"]].groupby("method")[clock].mean()
+    fit = fit_seconds(times, pas_name, clock).groupby("method")[clock].mean()
     stage = times[~times["total"]].groupby("stage")[clock].mean()
-    n_subjects = max(times.loc[times["total"], "subject"].nunique(), 1)
-    pas = fit[pas_name] + times.loc[times["stage"] == "pas/activations", clock].sum() / n_subjects
+    pas = fit[pas_name]
     per_step = stage["dpo/train"] / steps_run
     per_validation = stage["dpo/validate"] / n_validations(steps_run, eval_every)
     fixed = fit[dpo_name] - stage["dpo/train"] - stage["dpo/validate"]  # setup and bookkeeping
@@ -273,7 +280,7 @@ def projected_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, steps_
     return pd.DataFrame(rows)
 
 
-__all__ = ["n_validations", "projected_ratio", "PapiSetup", "papi_setup", "make_method", "pas_activations", "run", "reference_predictions",
+__all__ = ["n_validations", "projected_ratio", "fit_seconds", "PapiSetup", "papi_setup", "make_method", "pas_activations", "run", "reference_predictions",
            "score_table", "subject_scores", "paired_tests", "expressed_levels", "cost_comparison", "cost_ratio",
            "ModelCost", "cost_by_model",
            "ReferenceMethod"]
