@@ -15,9 +15,10 @@ import pandas as pd
 import torch
 
 from persona.engine import Engine
-from persona.methods import experiment as ex
-from persona.methods.dpo import DPOSettings
 from persona.models import load_model
+from persona.papi import cost
+from persona.papi import experiment as ex
+from persona.papi.methods.dpo import DPOSettings
 
 
 def main() -> None:
@@ -41,14 +42,14 @@ def main() -> None:
     model, tokenizer = load_model(args.model, dtype=getattr(torch, args.dtype))
     engine = Engine(model, tokenizer)
     settings = DPOSettings(max_steps=args.dpo_steps, eval_every=args.dpo_eval_every, seed=args.seed)
-    times, _ = ex.cost_comparison(engine, setup, setup.subjects, pas_name=args.pas, dpo_name=args.dpo,
+    times, _ = cost.cost_comparison(engine, setup, setup.subjects, pas_name=args.pas, dpo_name=args.dpo,
                                   dpo_settings=settings)
     with pd.option_context("display.width", 120, "display.precision", 2):
         stages = times[~times["total"]]
         print(stages.groupby("stage")[["wall_s", "cpu_s", "peak_rss_mb"]].agg(
             {"wall_s": "mean", "cpu_s": "mean", "peak_rss_mb": "max"}))
         for clock in ("wall_s", "cpu_s"):
-            r = ex.cost_ratio(times, args.pas, args.dpo, clock=clock, seed=args.seed)
+            r = cost.cost_ratio(times, args.pas, args.dpo, clock=clock, seed=args.seed)
             print(f"PAS/DPO optimisation time ({clock}): {r['ratio']:.3f} "
                   f"[95% CI {r['ci_low']:.3f}, {r['ci_high']:.3f}] over {int(r['n_subjects'])} subjects "
                   f"(PAS {r['pas_s']:.1f} s, DPO {r['dpo_s']:.1f} s per subject; paper claims 0.2)")

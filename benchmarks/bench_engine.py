@@ -25,15 +25,11 @@ import time
 import numpy as np
 import torch
 
-from persona.engine import (
-    PAPI_OPTIONS,
-    PAPI_TEMPLATE,
-    TRAIT_TEMPLATES,
-    Engine,
-    MCItem,
-    build_prompt,
-    papi_fewshot_system_from_values,
-)
+from persona.engine import Engine, MCItem, build_prompt
+from persona.papi.data import OPTIONS as PAPI_OPTIONS
+from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
+from persona.papi.prompts import fewshot_system
+from persona.trait.prompts import TEMPLATES as TRAIT_TEMPLATES
 
 
 def matmul_flops(n: int = 2048, repeats: int = 3) -> float:
@@ -67,7 +63,7 @@ def papi_prompts(n_items: int, subject_index: int):
     split = load_split()
     subject = load_subjects(limit=subject_index + 1)[subject_index]
     # the few-shot block exactly as PAlign builds it (stored values, 0 shown as "Unknown")
-    system = papi_fewshot_system_from_values((items[k].text, subject.answers[k]) for k in split.known)
+    system = fewshot_system((items[k].text, subject.answers[k]) for k in split.known)
     return [build_prompt(MCItem(items[k].text, PAPI_OPTIONS), PAPI_TEMPLATE, system=system)
             for k in split.heldout[:n_items]]
 

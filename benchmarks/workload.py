@@ -21,9 +21,9 @@ import yaml
 
 from persona.engine import Engine
 from persona.engine.scoring import ScoreResult, common_prefix_len
-from persona.methods import experiment as ex
-from persona.methods.dpo import DPOSettings, preference_pairs
-from persona.methods.pas import split_known
+from persona.papi import experiment as ex
+from persona.papi.methods.dpo import DPOSettings, preference_pairs
+from persona.papi.methods.base import split_known
 from persona.paths import REPO_ROOT
 
 

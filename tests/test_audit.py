@@ -12,8 +12,9 @@ ITEM = 'Given a statement of you: "You worry about things."\nPlease choose ...'
 
 @pytest.fixture(scope="module")
 def llama3_tokenizer():
-    from persona.models import model_path
     from transformers import AutoTokenizer
+
+    from persona.models import model_path
 
     try:
         base = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, mirror_or_skip
 
 from persona import data
 from persona.data import DataError, fetch, manifest
-
-from conftest import REPO_ROOT, mirror_or_skip
 
 
 def _write_manifest(tmp_path: Path, name: str, content: bytes, **extra) -> Path:

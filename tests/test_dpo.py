@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from methods_fixtures import papi_items, per_domain
+
 from persona.engine import Engine
 from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
-from persona.methods.base import DEFAULT_SYSTEM, score_items
-from persona.methods.pas import selection_score, split_known
-from persona.methods.dpo import DPO, DPOSettings, preference_pairs
 from persona.papi import Item, Subject
+from persona.papi.methods.base import score_items, selection_score, split_known
+from persona.papi.methods.dpo import DPO, DPOSettings, preference_pairs
+from persona.papi.prompts import DEFAULT_SYSTEM
 
 ITEMS = [
     Item(1, 1, "N", "N1", "Anxiety", +1, "Worry about things."),

@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 
 from persona.engine import (
-    PAPI_OPTIONS,
-    PAPI_TEMPLATE,
     Engine,
     MCItem,
     ScoreResult,
@@ -17,6 +15,8 @@ from persona.engine import (
     order_permutation,
 )
 from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.papi.data import OPTIONS as PAPI_OPTIONS
+from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 
 
 def result(probs, mass=None):

@@ -3,17 +3,10 @@ option identities or classified as refused / unparseable, never silently to an o
 
 import pytest
 
-from persona.engine import (
-    PAPI_OPTIONS,
-    PAPI_TEMPLATE,
-    REFUSED,
-    UNPARSEABLE,
-    Engine,
-    MCItem,
-    build_prompt,
-    order_permutation,
-)
+from persona.engine import REFUSED, UNPARSEABLE, Engine, MCItem, build_prompt, order_permutation
 from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.papi.data import OPTIONS as PAPI_OPTIONS
+from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 
 
 @pytest.fixture(autouse=True, scope="module")

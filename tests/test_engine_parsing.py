@@ -2,7 +2,8 @@
 
 import pytest
 
-from persona.engine import PAPI_OPTIONS, REFUSED, UNPARSEABLE, parse_answer
+from persona.engine import REFUSED, UNPARSEABLE, parse_answer
+from persona.papi.data import OPTIONS as PAPI_OPTIONS
 
 LABELS = ("A", "B", "C", "D", "E")
 

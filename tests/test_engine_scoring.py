@@ -6,18 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from persona.engine import (
-    PAPI_OPTIONS,
-    PAPI_TEMPLATE,
-    TRAIT_TEMPLATES,
-    Engine,
-    MCItem,
-    MCPrompt,
-    build_prompt,
-    order_permutation,
-    papi_fewshot_system,
-)
+from persona.engine import Engine, MCItem, MCPrompt, build_prompt, order_permutation
 from persona.engine.testing import NO_SYSTEM_TEMPLATE, tiny_model, tiny_tokenizer, torch_threads
+from persona.papi.data import OPTIONS as PAPI_OPTIONS
+from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
+from persona.papi.prompts import fewshot_system
+from persona.trait.prompts import TEMPLATES as TRAIT_TEMPLATES
 
 TOL = 1e-4
 
@@ -37,8 +31,7 @@ def papi_prompts(n_items=7, n_shots=6):
     """Items of very different lengths (padding), two few-shot subjects (two shared prefixes),
     prompts without a system prompt, and both option orders."""
     items = [MCItem("worry about things" + " and make friends" * (3 * i), PAPI_OPTIONS) for i in range(n_items)]
-    subjects = [papi_fewshot_system([(f"Make friends {k}", "Very Accurate" if s else "Unknown")
-                                     for k in range(n_shots)]) for s in range(2)]
+    subjects = [fewshot_system([(f"Make friends {k}", 5 if s else 0) for k in range(n_shots)]) for s in range(2)]
     prompts = []
     for s, system in enumerate(subjects):
         for i, item in enumerate(items):

@@ -4,17 +4,12 @@ the answer cue "(" puts almost all next-token mass on the option letters."""
 import numpy as np
 import pytest
 
-from persona.engine import (
-    PAPI_OPTIONS,
-    PAPI_TEMPLATE,
-    TRAIT_TEMPLATES,
-    Engine,
-    MCItem,
-    build_prompt,
-    order_permutation,
-    papi_fewshot_system_from_values,
-)
+from persona.engine import Engine, MCItem, build_prompt, order_permutation
 from persona.engine.testing import torch_threads
+from persona.papi.data import OPTIONS as PAPI_OPTIONS
+from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
+from persona.papi.prompts import fewshot_system
+from persona.trait.prompts import TEMPLATES as TRAIT_TEMPLATES
 
 TEXTS = ["Worry about things", "Make friends easily", "Trust others"]
 
@@ -25,7 +20,7 @@ def test_smollm2_fast_path_equals_naive_and_letters_get_the_mass():
 
     model, tok = load_model("smollm2-135m-instruct")
     engine = Engine(model, tok, batch_size=4)
-    system = papi_fewshot_system_from_values([(t, v) for t, v in zip(TEXTS * 4, [5, 4, 2, 1, 3, 0] * 2)])
+    system = fewshot_system([(t, v) for t, v in zip(TEXTS * 4, [5, 4, 2, 1, 3, 0] * 2)])
     prompts = [build_prompt(MCItem(t, PAPI_OPTIONS), PAPI_TEMPLATE, system=system, assistant_prefix="(",
                             permutation=order_permutation(5, order))
                for t in TEXTS for order in ("original", "reversed")]

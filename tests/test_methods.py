@@ -6,15 +6,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
-
 from methods_fixtures import papi_items, per_domain
+
 from persona.engine import Engine, ScoreResult
 from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
-from persona.methods.base import Answers, Method, ReferenceMethod, few_shot_system, score_items
-from persona.methods.pas import PAS, contrast_activations, selection_score
-from persona.methods.prompting import FewShot, NoChange, PersonalityPrompt
 from persona.papi import Item, Subject
+from persona.papi.methods.base import AnswerMode, Answers, Method, few_shot_system, score_items, selection_score
+from persona.papi.methods.pas import PAS, contrast_activations
+from persona.papi.methods.prompting import FewShot, NoChange, PersonalityPrompt
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -70,21 +69,9 @@ def test_few_shot_prompt_per_convention():
     assert corrected == header + "Worry about things.:Very Accurate;Am not easily bothered by things.:Very Inaccurate"
 
 
-def test_reference_adapter_and_protocol():
-    from persona.reference import Constant
-
-    method = ReferenceMethod(Constant(4))
-    assert isinstance(method, Method)
-    method.fit(Subject(1, 0, {1: 2}), [])
-    answers = method.answer([ITEM_PLUS, ITEM_MINUS])
-    np.testing.assert_array_equal(answers.agreement, [4, 4])
-    frame = answers.frame(subject=1, method=method.name)
-    assert list(frame["predicted"]) == [4, 4] and (frame["p4"] == 1).all()
-
-
 def test_p2_paragraphs_follow_test_set_order():
     from persona.data import fetch
-    from persona.methods.prompting import personality_paragraphs
+    from persona.papi.methods.prompting import personality_paragraphs
 
     _, _ = papi_items()  # skips without data
     from persona import papi
@@ -175,7 +162,7 @@ def test_pas_with_hooks_leaves_model_unchanged(tiny_setup):
 def test_validation_count_and_projected_ratio_by_hand():
     import pandas as pd
 
-    from persona.methods.experiment import n_validations, projected_ratio
+    from persona.papi.cost import n_validations, projected_ratio
 
     assert n_validations(10, 5) == 3  # steps 0, 5, 10
     assert n_validations(4, 3) == 3  # steps 0, 3 and the last one, 4
@@ -211,38 +198,33 @@ class ScriptedGenerator:
         return GenerationResult(texts=[""] * len(prompts), outcome=outcome)
 
 
-def test_generation_mode_one_hot_answers_and_missing_ones():
-    from persona.methods.base import GenerationScorer
+GENERATION = AnswerMode(kind="generation")
 
+
+def test_generation_mode_one_hot_answers_and_missing_ones():
     # prompts go order by order: [original: item+, item-], [reversed: item+, item-]
-    engine = GenerationScorer(ScriptedGenerator([1, "refused", 1, "unparseable"]))
-    answers = score_items(engine, [ITEM_PLUS, ITEM_MINUS], system=None)
+    engine = ScriptedGenerator([1, "refused", 1, "unparseable"])
+    answers = score_items(engine, [ITEM_PLUS, ITEM_MINUS], None, GENERATION)
     np.testing.assert_allclose(answers.probs[0], [0, 1, 0, 0, 0])
     assert answers.agreement[0] == 4  # identity 1 = Moderately Accurate
     assert np.isnan(answers.agreement[1])  # no order gave an option: no answer, not "Very Accurate"
     np.testing.assert_allclose(answers.mass, [1.0, 0.0])
-    engine.model = "unloaded"  # attribute writes reach the wrapped engine (DPO swaps the model back)
-    assert engine.engine.model == "unloaded"
 
 
 def test_generation_mode_disagreeing_orders_split_the_vote():
-    from persona.methods.base import GenerationScorer
-
-    engine = GenerationScorer(ScriptedGenerator([0, 3]))
-    answers = score_items(engine, [ITEM_PLUS], system=None)
+    engine = ScriptedGenerator([0, 3])
+    answers = score_items(engine, [ITEM_PLUS], None, GENERATION)
     np.testing.assert_allclose(answers.probs[0], [0.5, 0, 0, 0.5, 0])
     assert answers.expected[0] == pytest.approx((5 + 2) / 2)
 
 
 def test_every_method_runs_in_generation_mode_on_a_real_tiny_model(tiny_setup):
-    """The wrapper reaches a real engine: greedy text is parsed, PAS steers generation, answers are 1..5 or NaN."""
-    from persona.methods.base import GenerationScorer
-
+    """Generation mode on a real engine: greedy text is parsed, PAS steers generation, answers are 1..5 or NaN."""
     engine, subject, known, test = tiny_setup
-    generating = GenerationScorer(engine, max_new_tokens=3)
-    acts = contrast_activations(generating, known, cache=False)
-    methods = [NoChange(generating), FewShot(generating, "corrected"),
-               PAS(generating, engine.model, acts, known, protocol="honest", k=4, alphas=(0, 4))]
+    generating = AnswerMode(kind="generation", max_new_tokens=3)
+    acts = contrast_activations(engine, known, cache=False)
+    methods = [NoChange(engine, generating), FewShot(engine, "corrected", generating),
+               PAS(engine, engine.model, acts, known, protocol="honest", k=4, alphas=(0, 4), mode=generating)]
     for method in methods:
         method.fit(subject, known)
         answers = method.answer(test)

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from persona import metrics
-from persona.papi import DOMAINS, Item, Subject, answers_frame
+from persona.papi import DOMAINS, Item, Subject, answers_frame, metrics
 
 # Two items per domain: an even number is '+', an odd number is '-'.
 ITEMS = [
@@ -94,13 +93,6 @@ def test_bootstrap_is_seeded_and_brackets_the_point_estimate():
     preds = _predictions({s.case: S1_TICKS for s in same})
     c = metrics.score(preds, answers_frame(same, ITEMS), "paper", n_boot=100)
     assert np.allclose(c["ci_low"], c["mae"]) and np.allclose(c["ci_high"], c["mae"])
-
-
-def test_paired_difference_of_a_method_with_itself_is_zero():
-    preds = pd.concat([_predictions({1: S1_TICKS, 2: S2_TICKS}, "a"), _predictions({1: S1_TICKS, 2: S2_TICKS}, "b")])
-    per_subject = metrics.subject_domain_mae(preds, TRUTH, "paper")
-    diff = metrics.paired_difference(per_subject, "a", "b", n_boot=50)
-    assert diff["difference"] == diff["ci_low"] == diff["ci_high"] == 0
 
 
 def test_invalid_predictions_are_rejected():

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import mirror_or_skip
 
 from persona.papi import (
     DOMAINS,
@@ -27,8 +28,6 @@ from persona.papi import (
     stored_to_agreement,
     subjects_from_frame,
 )
-
-from conftest import mirror_or_skip
 
 
 @pytest.fixture(scope="module")

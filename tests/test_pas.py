@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from persona.methods.pas_core import (
+from persona.papi.methods.pas_core import (
     PASDirections,
     contrast_labels,
     fit_logistic_batched,

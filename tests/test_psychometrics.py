@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from persona import psychometrics as P
-from persona.papi import Item, Split, Subject, load_item_key, load_split, load_subjects
-
 from conftest import mirror_or_skip
+
+from persona.papi import Item, Split, Subject, load_item_key, load_split, load_subjects
+from persona.papi import psychometrics as P
 
 
 def test_cronbach_alpha_by_hand():

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from persona import metrics
-from persona.papi import (
-    Item, Subject, answers_frame, items_by_number, load_item_key, load_split, load_subjects,
-)
-from persona.reference import (
-    Constant, PopulationItemMean, RidgeFromKnown, SubjectMean, cross_fit, keyed_to_tick, predictions_frame,
-)
-
 from conftest import mirror_or_skip
+
+from persona.papi import (
+    Item,
+    Subject,
+    answers_frame,
+    items_by_number,
+    load_item_key,
+    load_split,
+    load_subjects,
+    metrics,
+)
+from persona.papi.reference import (
+    Constant,
+    PopulationItemMean,
+    RidgeFromKnown,
+    SubjectMean,
+    cross_fit,
+    keyed_to_tick,
+    predictions_frame,
+)
 
 # facet A1: known 1(+) 2(-) 3(+) 4(+), held-out 5(+) 6(-); facet A2: known 7(+), held-out 8(-)
 KNOWN = [Item(n, n, "A", "A1", "Trust", s, "t") for n, s in [(1, 1), (2, -1), (3, 1), (4, 1)]] + [

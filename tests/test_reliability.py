@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from persona.reliability import (
+from persona.trait.items import TRAIT_ORDERS
+from persona.trait.reliability import (
     chance_prompt_sensitivity,
     option_order_sensitivity,
     prompt_sensitivity,
@@ -12,8 +13,7 @@ from persona.reliability import (
     refusal_table,
     reliability_table,
 )
-from persona.trait import TRAIT_ORDERS
-from persona.trait_scoring import order_choice
+from persona.trait.scoring import order_choice
 
 
 def test_prompt_sensitivity_counts_items_without_unanimity():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pandas as pd
 import pytest
 
-from persona.runs import ResultStore
+from persona.runs import ResultStore, Unit, resume
 from persona.timing import StageTimer, amortised_total, interleave
 
 
@@ -15,43 +16,88 @@ def _rows(subject):
     return pd.DataFrame({"subject": [subject] * 2, "item": [1, 2], "predicted": [3, 4]})
 
 
-def test_interrupted_run_resumes_without_recomputing(tmp_path):
-    calls = []
-
+def _units(calls, crash_at=None):
     def compute(subject):
-        if subject == 3 and not calls.count("crashed"):
+        if subject == crash_at and not calls.count("crashed"):
             calls.append("crashed")
-            raise KeyboardInterrupt  # the run dies while subject 3 is being computed
+            raise KeyboardInterrupt  # the run dies while this subject is being computed
         calls.append(subject)
         return _rows(subject)
 
-    store = ResultStore(tmp_path, params={"model": "tiny", "n": 5})
+    return [Unit("few-shot", str(s), partial(compute, s), rows=2) for s in range(5)]
+
+
+def test_interrupted_run_resumes_without_recomputing(tmp_path):
+    calls = []
+    store = ResultStore(tmp_path, {"model": "tiny", "n": 5}, code="c1")
     with pytest.raises(KeyboardInterrupt):
-        store.run("few-shot", range(5), compute)
+        resume(store, _units(calls, crash_at=3), desc="test")
     assert calls == [0, 1, 2, "crashed"]
     assert not list(tmp_path.rglob(".partial-*"))  # nothing half-written is left behind
-    assert sorted(store.load()["subject"].unique()) == [0, 1, 2]
+    assert sorted(store.load(["few-shot"])["subject"].unique()) == [0, 1, 2]
 
-    store = ResultStore(tmp_path, params={"model": "tiny", "n": 5})  # a new process resumes
-    assert store.run("few-shot", range(5), compute) == 2
+    store = ResultStore(tmp_path, {"model": "tiny", "n": 5}, code="c1")  # a new process resumes
+    frame = resume(store, _units(calls, crash_at=3), desc="test")
     assert calls[-2:] == [3, 4]  # only the missing subjects were computed
-    frame = store.load()
     assert len(frame) == 10 and not frame.duplicated(["subject", "item"]).any()
-    assert store.run("few-shot", range(5), compute) == 0
+    resume(store, _units(calls), desc="test")
+    assert calls[-1] == 4 and len(calls) == 6  # nothing recomputed
 
 
-def test_resume_with_other_parameters_is_refused(tmp_path):
-    ResultStore(tmp_path, params={"model": "a"})
+def test_resume_with_other_parameters_or_code_is_refused(tmp_path):
+    ResultStore(tmp_path, {"model": "a"}, code="c1")
     with pytest.raises(ValueError, match="other parameters"):
-        ResultStore(tmp_path, params={"model": "b"})
+        ResultStore(tmp_path, {"model": "b"}, code="c1")
+    with pytest.raises(ValueError, match="other code"):
+        ResultStore(tmp_path, {"model": "a"}, code="c2")
 
 
-def test_load_selects_methods(tmp_path):
-    store = ResultStore(tmp_path)
+@pytest.mark.parametrize("damage", ["cut_line", "truncate", "empty", "no_meta", "edit"])
+def test_a_damaged_unit_is_reported_and_recomputed_never_used(tmp_path, damage, capsys):
+    store = ResultStore(tmp_path, {"n": 5}, code="c")
+    calls = []
+    first = resume(store, _units(calls), desc="test")
+    path = store.path("few-shot", "2")
+    text = path.read_text()
+    if damage == "cut_line":  # a shard cut at a line boundary still parses: only the checksum catches it
+        path.write_text("\n".join(text.splitlines()[:-1]) + "\n")
+    elif damage == "truncate":
+        path.write_text(text[: len(text) // 2])
+    elif damage == "empty":
+        path.write_text("")
+    elif damage == "no_meta":
+        path.with_suffix(".meta.json").unlink()
+    else:
+        path.write_text(text.replace("4", "3"))
+    again = resume(store, _units(calls), desc="test")
+    assert calls[-1] == 2 and len(calls) == 6  # exactly the damaged unit was recomputed
+    pd.testing.assert_frame_equal(first, again)
+    assert str(path) in capsys.readouterr().err  # reported by path
+
+
+def test_leftover_temporary_files_are_never_read(tmp_path):
+    store = ResultStore(tmp_path, {}, code="c")
+    store.save("dpo", 1, _rows(1))
+    (tmp_path / "dpo" / ".partial-abc.csv").write_text("subject,item,predicted\n9,9,9\n")
+    (tmp_path / "dpo" / "7.csv").write_text("subject,item,predicted\n7,1,1\n")  # no meta: unfinished
+    assert store.keys("dpo") == ["1"]
+    assert store.load(["dpo"])["subject"].tolist() == [1, 1]
+
+
+def test_a_unit_with_the_wrong_row_count_is_refused(tmp_path):
+    store = ResultStore(tmp_path, {}, code="c")
+    with pytest.raises(ValueError, match="3 expected"):
+        store.save("pas", 1, _rows(1), expected_rows=3)
+    store.save("pas", 1, _rows(1))
+    assert not store.done("pas", 1, expected_rows=3)  # made for another sample size: recomputed
+
+
+def test_load_selects_groups(tmp_path):
+    store = ResultStore(tmp_path, {}, code="c")
     store.save("pas[paper]", 1, _rows(1).assign(method="pas[paper]"))
     store.save("dpo", 1, _rows(1).assign(method="dpo"))
     assert set(store.load(["dpo"])["method"]) == {"dpo"}
-    assert len(store.load()) == 4
+    assert len(store.load(["dpo", "pas[paper]"])) == 4
 
 
 def test_interleave_alternates_order():
@@ -90,8 +136,8 @@ def test_amortised_total_spreads_once_stages():
 def test_code_fingerprint_and_params_folder(tmp_path):
     from persona.runs import code_fingerprint, params_folder
 
-    a = code_fingerprint("persona.runs", "persona.methods")
-    assert a == code_fingerprint("persona.runs", "persona.methods") and len(a) == 12
+    a = code_fingerprint("persona.runs", "persona.papi.methods")
+    assert a == code_fingerprint("persona.runs", "persona.papi.methods") and len(a) == 12
     assert a != code_fingerprint("persona.runs")
     assert params_folder(tmp_path, {"x": 1}) == params_folder(tmp_path, {"x": 1})
     assert params_folder(tmp_path, {"x": 1}) != params_folder(tmp_path, {"x": 2})

@@ -1,24 +1,13 @@
 """TRAIT items, the official option orders and persona prompts, and the self-report items."""
 
-import json
 
 import pytest
-
 from conftest import mirror_or_skip
-from persona.engine import TRAIT_TEMPLATES
-from persona.selfreport import SELFREPORT_ORDERS, load_selfreport_items, selfreport_grid
-from persona.trait import (
-    DARK_BASE,
-    TRAIT_ORDERS,
-    TRAITS,
-    TraitDataError,
-    _join_dark,
-    load_trait_items,
-    persona_system_prompt,
-    subsample,
-    trait_grid,
-    trait_prompts,
-)
+
+from persona.trait.items import DARK_BASE, TRAIT_ORDERS, TRAITS, TraitDataError, _join_dark, load_trait_items, subsample
+from persona.trait.prompts import TEMPLATES as TRAIT_TEMPLATES
+from persona.trait.prompts import persona_system_prompt, trait_grid, trait_prompts
+from persona.trait.selfreport import SELFREPORT_ORDERS, load_selfreport_items, selfreport_grid
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,35 @@
-"""Running TRAIT prompts through the engine: resumable shards, official bare-token lookup, decisions."""
+"""Running TRAIT through the engine: the run module on a tiny model, resumable shards, the official
+bare-token lookup, decisions from stored frames."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import mirror_or_skip
 
-from persona.engine import Engine, MCItem
+from persona.engine import Engine
 from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
 from persona.runs import ResultStore
-from persona.trait import TraitItem, trait_grid
-from persona.trait_scoring import RAW_COLS, bare_label_ids, decisions, score_resumable, score_table
+from persona.trait.items import TraitItem
+from persona.trait.prompts import trait_grid
+from persona.trait.run import TraitSettings, bare_label_ids, run_trait
+from persona.trait.scoring import RAW_COLS, decisions, score_table
 
 
 @pytest.fixture(scope="module")
-def engine():
+def tok():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def engine(tok):
     with torch_threads(1):
-        tok = tiny_tokenizer()
         yield Engine(tiny_model("llama", tok), tok, batch_size=4)
+
+
+def tiny_loader(tok):
+    def load(name):
+        return tiny_model("llama", tok, seed=0 if name == "a" else 1), tok
+    return load
 
 
 def fake_items(n=5):
@@ -24,34 +38,51 @@ def fake_items(n=5):
             for i in range(n)]
 
 
-def test_shards_resume_without_recomputing(engine, tmp_path):
-    prompts, meta = trait_grid(fake_items(), templates=(0, 2))
-    store = ResultStore(tmp_path / "run", params={"n": 5})
-    first = score_resumable(engine, prompts, meta, store, "main", shard_size=6, progress=False)
-    shards = sorted((tmp_path / "run" / "main").glob("*.csv"))
-    assert len(shards) == 4 and len(first) == len(prompts)
-    shards[1].unlink()
-    stamp = shards[0].stat().st_mtime_ns
-    again = score_resumable(engine, prompts, meta, store, "main", shard_size=6, progress=False)
-    assert shards[0].stat().st_mtime_ns == stamp  # untouched
-    pd.testing.assert_frame_equal(first, again)
-    direct = engine.score(prompts)
-    np.testing.assert_allclose(first[RAW_COLS].to_numpy(), direct.raw, atol=1e-5)
+def test_run_trait_asks_every_task_and_resumes_without_recomputing(tok, tmp_path):
+    mirror_or_skip()
+    settings = TraitSettings(models=("a", "b"), per_trait=2, persona_per_trait=1, refusal_per_trait=1,
+                             selfreport_per_trait_level=1, max_new_tokens=4, batch_size=8, shard_size=16)
+    with torch_threads(1):
+        first = run_trait(settings, tmp_path, load=tiny_loader(tok))
+        n_items = 8 * 2
+        assert len(first.frames["main"]) == 2 * n_items * 3 * 2  # two models x items x templates x orders
+        assert set(first.frames["main"]["model"]) == {"a", "b"}
+        for task in ("bare", "persona", "self", "gen"):  # the detail tasks: the first model only
+            assert set(first.frames[task]["model"]) == {"a"}, task
+        assert len(first.frames["persona"]) == 8 * 1 * 2 * 2  # items x (high, low) x orders
+        assert first.frames["gen"]["outcome"].notna().all()
+        shards = sorted(tmp_path.rglob("main/*/shards/*.csv"))
+        assert len(shards) == 2 * 6  # 96 prompts per model in shards of 16
+        stamp = shards[0].stat().st_mtime_ns
+        shards[1].unlink()  # a lost shard is recomputed, the others are reused
+        again = run_trait(settings, tmp_path, load=tiny_loader(tok))
+    assert shards[0].stat().st_mtime_ns == stamp
+    for task, frame in first.frames.items():
+        pd.testing.assert_frame_equal(frame, again.frames[task], check_exact=False, atol=1e-6)
 
 
-def test_bare_tokens_are_a_subset_of_all_tokenisations(engine, tmp_path):
-    prompts, meta = trait_grid(fake_items(3), templates=(0, 1, 2))
-    store = ResultStore(tmp_path / "run")
-    every = score_resumable(engine, prompts, meta, store, "all", progress=False)
-    bare = score_resumable(engine, prompts, meta, store, "bare", label_ids=bare_label_ids(engine.tokenizer),
-                           progress=False)
-    a, b = every[RAW_COLS].to_numpy(), bare[RAW_COLS].to_numpy()
-    assert (b <= a + 1e-9).all() and (b < a - 1e-6).any()  # " A" etc. carry mass the official code misses
+def test_settings_are_checked_before_any_work():
+    with pytest.raises(ValueError, match="per_trait"):
+        TraitSettings(per_trait=0)
+    with pytest.raises(ValueError, match="persona_per_trait"):
+        TraitSettings(per_trait=2, persona_per_trait=3)
+    with pytest.raises(ValueError, match="templates"):
+        TraitSettings(templates=(0, 3))
+    with pytest.raises(ValueError, match="detail_models"):
+        TraitSettings(models=("a",), detail_models=("b",))
 
 
-def test_decisions_and_scores_from_frames(engine, tmp_path):
+def test_bare_tokens_are_a_subset_of_all_tokenisations(engine):
+    prompts, _ = trait_grid(fake_items(3), templates=(0, 1, 2))
+    every = engine.score(prompts).raw
+    bare = engine.score(prompts, label_ids=bare_label_ids(engine.tokenizer)).raw
+    assert (bare <= every + 1e-9).all() and (bare < every - 1e-6).any()  # " A" etc. carry mass the official code misses
+
+
+def test_decisions_and_scores_from_frames(engine):
     prompts, meta = trait_grid(fake_items(4), templates=(0, 1))
-    frame = score_resumable(engine, prompts, meta, ResultStore(tmp_path / "r"), "main", progress=False)
+    result = engine.score(prompts)
+    frame = meta.assign(**dict(zip(RAW_COLS, result.raw.T)), mass=result.mass)
     dec = decisions(frame)
     assert len(dec) == 4 * 2 and set(dec.columns) >= {"official", "fixed", "orig", "rev", "mass"}
     table = score_table(dec, ["template", "trait"], n_boot=50)
@@ -68,8 +99,9 @@ def test_selfreport_masks_survive_the_csv_round_trip(tmp_path):
     rows = [{"key": k, "trait": "Openness", "template": 1, "order": o, "persona": "none", "mask": m,
              **dict(zip(RAW_COLS, raw)), "mass": 1.0}
             for k, m in (("high0", "1100"), ("low0", "0011")) for o in ("original", "reversed")]
-    store = ResultStore(tmp_path / "s")
+    store = ResultStore(tmp_path / "s", {}, code="test")
     store.save("self", "shard-00000", pd.DataFrame(rows))
     dec = decisions(store.load(["self"])).set_index("key")
     assert dec.loc["low0", "mask"] == "0011" and dec.loc["high0", "mask"] == "1100"
     assert dec.loc["high0", "fixed"] == 1.0 and dec.loc["low0", "fixed"] == 0.0
+    assert np.isfinite(dec["mass"]).all()

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from persona.trait import HIGH_MASK, TRAIT_ORDERS
-from persona.trait_scoring import bootstrap_ci, fixed_choice, official_is_high, order_choice, trait_score
+from persona.trait.items import TRAIT_ORDERS
+from persona.trait.scoring import bootstrap_ci, fixed_choice, official_is_high, order_choice, trait_score
 
 
 def to_identity(presented, order):
@@ -102,7 +102,7 @@ def test_trait_score_and_bootstrap():
 def test_persona_table_success_is_the_intended_direction():
     import pandas as pd
 
-    from persona.trait_scoring import persona_table
+    from persona.trait.scoring import persona_table
 
     rows = [("Openness", "none", [1, 0, 0, 0]), ("Openness", "high", [1, 1, 0, 0]), ("Openness", "low", [1, 1, 1, 0]),
             ("Narcissism", "none", [1, 1, 0, 0]), ("Narcissism", "high", [1, 1, 0, 0]), ("Narcissism", "low", [0, 0, 0, np.nan])]

@@ -1,8 +1,18 @@
 """persona: shared code of the LLM-personality reproduction book.
 
-Data flows one way: ``data`` (fetch + checksums) -> ``papi``/``trait`` (typed items and answers)
--> ``engine`` (prompts, likelihood scoring) -> ``methods`` (alignment methods) -> ``metrics``
--> notebooks (tables, figures).
+Three rooms, and data flows one way through them (nothing imports upward, no cycles):
+
+* ``persona.engine``  asks a model multiple-choice questions (likelihood of the option labels, or
+  generated text and a parser); it knows no task.
+* ``persona.papi``    study 1, personality alignment: the PAPI task (data, prompts, metric), the
+  alignment methods (prompting, PAS, DPO), the experiment and its cost.
+* ``persona.trait``   study 2, TRAIT: items, prompts, the self-report comparator, the run, scoring and
+  reliability.
+
+Shared plumbing at the top: ``data`` (fetch by name and checksum), ``models`` (embedded, hub or local
+models), ``paths``, ``runs`` (verified resumable results), ``timing``, ``steering`` (hooks on attention
+heads), ``verdicts`` (the rule every finding follows), ``report`` (gluing numbers into the book),
+``audit`` (re-enactments of the originals' defects), ``runbook`` and ``provision`` (the book's commands).
 """
 
 __version__ = "0.1.0"

@@ -1,20 +1,21 @@
-"""The questionnaire engine: items -> prompts -> model -> option probabilities or parsed answers.
+"""The questionnaire engine: multiple-choice prompts -> model -> option probabilities or parsed answers.
 
-PAPI and TRAIT are two tasks over this one engine (as lm-evaluation-harness separates task
-definitions from model evaluation). Modules: ``items`` (items, prompts, option orders),
-``templates`` (the papers' exact prompt texts), ``rendering`` (chat template or plain text),
-``scoring`` (batched next-token likelihood with a shared-prefix cache), ``generation`` and
-``parsing`` (greedy answers and their classification), ``calibration`` (order averaging,
-content-free priors), ``engine`` (the ``Engine`` object), ``testing`` (tiny in-memory models).
+The engine knows no task: PAPI (``persona.papi.prompts``) and TRAIT (``persona.trait.prompts``) are data
+it is given, as lm-evaluation-harness separates task definitions from model evaluation. Modules:
+``items`` (items, prompts, option orders), ``templates`` (how an item becomes user text), ``rendering``
+(chat template or plain text), ``scoring`` (batched next-token likelihood with a shared-prefix cache),
+``generation`` and ``parsing`` (greedy answers and their classification), ``calibration`` (order
+averaging, content-free priors), ``engine`` (the ``Engine`` object), ``testing`` (tiny in-memory models).
 
 Typical use::
 
     engine = Engine(model, tokenizer)              # chat template when the tokenizer has one
-    items = [MCItem("Worry about things", PAPI_OPTIONS), MCItem("Make friends easily", PAPI_OPTIONS)]
-    runs = [engine.score([build_prompt(it, PAPI_TEMPLATE, system=few_shot, permutation=order_permutation(5, o))
-                          for it in items]) for o in ("original", "reversed")]
+    template = Template("q", "Q: {stem}\\n{options}Answer:", "{label}. {text}", ("A", "B"))
+    item = MCItem("Is the sky blue?", ("yes", "no"))
+    runs = [engine.score([build_prompt(item, template, permutation=order_permutation(2, o))])
+            for o in ("original", "reversed")]
     both = average_orders(runs)                    # probs in identity order, position bias averaged
-    answers = engine.answer(prompts, option_texts=[PAPI_OPTIONS] * len(prompts))   # generation mode
+    answers = engine.answer(prompts, option_texts=[item.options])   # generation mode
 """
 
 from persona.engine.calibration import CONTENT_FREE, average_orders, calibrate, content_free_item, content_free_prior
@@ -22,19 +23,7 @@ from persona.engine.engine import Engine
 from persona.engine.items import MCItem, MCPrompt, order_permutation
 from persona.engine.parsing import REFUSED, UNPARSEABLE, GenerationResult, parse_answer
 from persona.engine.scoring import ScoreResult
-from persona.engine.templates import (
-    PAPI_ANSWER_TEXT,
-    PAPI_FEWSHOT_HEADER,
-    PAPI_OPTIONS,
-    PAPI_SYSTEM_PROMPT,
-    PAPI_TEMPLATE,
-    TEMPLATES,
-    TRAIT_TEMPLATES,
-    Template,
-    build_prompt,
-    papi_fewshot_system,
-    papi_fewshot_system_from_values,
-)
+from persona.engine.templates import Template, build_prompt
 
 __all__ = [
     "CONTENT_FREE",
@@ -42,15 +31,8 @@ __all__ = [
     "GenerationResult",
     "MCItem",
     "MCPrompt",
-    "PAPI_ANSWER_TEXT",
-    "PAPI_FEWSHOT_HEADER",
-    "PAPI_OPTIONS",
-    "PAPI_SYSTEM_PROMPT",
-    "PAPI_TEMPLATE",
     "REFUSED",
     "ScoreResult",
-    "TEMPLATES",
-    "TRAIT_TEMPLATES",
     "Template",
     "UNPARSEABLE",
     "average_orders",
@@ -59,7 +41,5 @@ __all__ = [
     "content_free_item",
     "content_free_prior",
     "order_permutation",
-    "papi_fewshot_system",
-    "papi_fewshot_system_from_values",
     "parse_answer",
 ]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -23,17 +24,31 @@ from persona.engine.templates import Template, build_prompt
 CONTENT_FREE = "N/A"
 
 
+def mean_over_orders(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Element-wise mean of the same items' identity-ordered values under several orders.
+
+    NaN marks an order that gave no answer (generation mode, or no label mass): it is left out, and an
+    entry that no order answered stays NaN.
+    """
+    if len(arrays) == 0:
+        raise ValueError("at least one order is needed")
+    stacked = np.stack([np.asarray(a, dtype=np.float64) for a in arrays])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all orders unanswered: NaN is the intended result
+        return np.nanmean(stacked, axis=0)
+
+
 def average_orders(results: Sequence[ScoreResult]) -> ScoreResult:
-    """Element-wise mean of identity-ordered results of the same items under several orders."""
+    """Mean of identity-ordered results of the same items under several orders (``mean_over_orders``)."""
     if not results:
         raise ValueError("average_orders needs at least one result")
     shapes = {r.probs.shape for r in results}
     if len(shapes) != 1:
         raise ValueError(f"Results disagree in shape: {shapes}")
     return ScoreResult(
-        probs=np.mean([r.probs for r in results], axis=0),
-        mass=np.mean([r.mass for r in results], axis=0),
-        raw=np.mean([r.raw for r in results], axis=0),
+        probs=mean_over_orders([r.probs for r in results]),
+        mass=mean_over_orders([r.mass for r in results]),
+        raw=mean_over_orders([r.raw for r in results]),
     )
 
 

@@ -14,7 +14,7 @@ from persona.engine.generation import generate_greedy
 from persona.engine.items import MCPrompt
 from persona.engine.parsing import GenerationResult, parse_answer
 from persona.engine.rendering import encode, has_chat_template, render_text
-from persona.engine.scoring import ScoreResult, decoded_vocab, label_token_ids, score_batched, score_naive
+from persona.engine.scoring import LabelIds, ScoreResult, decoded_vocab, label_token_ids, score_batched, score_naive
 
 
 class Engine:
@@ -64,14 +64,19 @@ class Engine:
         return self._label_ids[labels]
 
     # -- likelihood ---------------------------------------------------------------------------
-    def score(self, prompts: Sequence[MCPrompt], *, progress: bool = False) -> ScoreResult:
-        """Option probabilities (identity order) for each prompt; see ``scoring``."""
+    def score(self, prompts: Sequence[MCPrompt], *, progress: bool = False,
+              label_ids: LabelIds | None = None) -> ScoreResult:
+        """Option probabilities (identity order) for each prompt; see ``scoring``.
+
+        ``label_ids`` replaces the engine's choice of label tokens (every single-token spelling of a
+        label), e.g. to reproduce a pipeline that reads the bare tokens only.
+        """
         token_ids = [self.encode(p) for p in prompts]
         return score_batched(
             self.model,
             prompts,
             token_ids,
-            self.label_token_ids,
+            label_ids or self.label_token_ids,
             pad_id=self.pad_id,
             batch_size=self.batch_size,
             cache_prefix=self.cache_prefix,

@@ -1,7 +1,7 @@
 """Multiple-choice items and the prompts shown to a model, with option order as data.
 
-An item keeps its options in a fixed *identity* order (PAPI: Very Accurate .. Very Inaccurate;
-TRAIT: high1, low1, high2, low2). A prompt may present them in another order; ``permutation``
+An item keeps its options in a fixed *identity* order, the one its task defines (an agreement scale
+from agree to disagree; high and low responses in pairs). A prompt may present them in another order; ``permutation``
 records which identity sits at each position, so every score can be mapped back to identities.
 Option order is a first-class parameter because small models' answers are dominated by letter
 and position bias: results must be comparable across orders.

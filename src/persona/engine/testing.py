@@ -1,8 +1,8 @@
 """Tiny, deterministic models and tokenizers built in memory, for fast tests of anything that
 uses the engine (scoring, steering hooks, adapters) without downloading or loading weights.
 
-``tiny_tokenizer()`` is a byte-level BPE trained in a fraction of a second on the papers'
-template texts, with a ChatML chat template (like SmolLM2's); ``tiny_model(family, tokenizer)``
+``tiny_tokenizer()`` is a byte-level BPE trained in a fraction of a second on a generic
+questionnaire-like corpus (no task's text), with a ChatML chat template (like SmolLM2's); ``tiny_model(family, tokenizer)``
 builds a 2-layer causal LM of that family with a fixed seed. Weights are drawn with a large
 ``initializer_range`` so next-token distributions are sharp: a bug in padding, positions or
 caching then moves probabilities by far more than the 1e-4 the tests allow.
@@ -31,13 +31,22 @@ NO_SYSTEM_TEMPLATE = (
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>", "<start_of_turn>", "<end_of_turn>"]
 
 
-def _corpus() -> list[str]:
-    from persona.engine.templates import PAPI_FEWSHOT_HEADER, PAPI_OPTIONS, PAPI_TEMPLATE, TRAIT_TEMPLATES
+#: A generic questionnaire-like corpus (no task's own text): enough for byte-level BPE merges of the
+#: words, labels and punctuation that multiple-choice prompts use.
+GENERIC_CORPUS: tuple[str, ...] = (
+    "Please choose one of the following options to answer the question about you.",
+    "Options: Very Accurate, Moderately Accurate, Neither, Moderately Inaccurate, Very Inaccurate.",
+    "Strongly agree, Agree, Disagree, Strongly disagree. Describe a situation and give a suggestion.",
+    "Question: what would you do? Answer: Response: Statement: the behavior of a person.",
+    "Answer: A B C D E 1 2 3 4 5",
+    "Option (C). D E",
+    "1. 2. 3. 4. (A) (B) (C) (D) (E)",
+    "I worry about things. I make friends easily. You are a helpful assistant.",
+)
 
-    lines = [PAPI_FEWSHOT_HEADER, *PAPI_OPTIONS, PAPI_TEMPLATE.body, *(t.body for t in TRAIT_TEMPLATES)]
-    lines += ["Answer: A B C D E 1 2 3 4 5", "Option (C). D E", "1. 2. 3. 4. (A) (B) (C) (D) (E)"] * 2
-    lines += ["A B C D E 1 2 3 4 5"] * 30
-    lines += ["I worry about things. I make friends easily. You are a helpful assistant."] * 3
+
+def _corpus() -> list[str]:
+    lines = [*GENERIC_CORPUS, *GENERIC_CORPUS[4:7]] + ["A B C D E 1 2 3 4 5"] * 30 + [GENERIC_CORPUS[-1]] * 3
     return lines * 4
 
 

@@ -1,4 +1,5 @@
-"""The papers' prompts, character for character, and prompt construction invariants.
+"""The papers' prompts (``persona.papi.prompts``, ``persona.trait.prompts``), character for character,
+and the engine's prompt construction invariants.
 
 Expected strings are the outputs of PAlign ``main.py`` (TEMPLATE, few-shot system prompt) and
 TRAIT ``trait/src/util/prompts.py`` (get_prompt_4_v1/v2/v3) for a sample item, written out.
@@ -6,16 +7,11 @@ TRAIT ``trait/src/util/prompts.py`` (get_prompt_4_v1/v2/v3) for a sample item, w
 
 import pytest
 
-from persona.engine import (
-    PAPI_OPTIONS,
-    PAPI_TEMPLATE,
-    TRAIT_TEMPLATES,
-    MCItem,
-    build_prompt,
-    order_permutation,
-    papi_fewshot_system,
-    papi_fewshot_system_from_values,
-)
+from persona.engine import MCItem, build_prompt, order_permutation
+from persona.papi.data import OPTIONS as PAPI_OPTIONS
+from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
+from persona.papi.prompts import fewshot_system
+from persona.trait.prompts import TEMPLATES as TRAIT_TEMPLATES
 
 PAPI_WORRY = (
     'Given a statement of you: "You worry about things."\n'
@@ -61,11 +57,9 @@ def test_papi_reversed_order_shows_options_reversed_and_records_identities():
 
 
 def test_papi_fewshot_system_joins_like_palign():
-    pairs = [("Worry about things", "Very Accurate"), ("Make friends easily", "Unknown")]
     expected = ("Here are some of your behaviors and your level of recognition towards them;"
                 "Worry about things:Very Accurate;Make friends easily:Unknown")
-    assert papi_fewshot_system(pairs) == expected
-    assert papi_fewshot_system_from_values([("Worry about things", 5), ("Make friends easily", 0)]) == expected
+    assert fewshot_system([("Worry about things", 5), ("Make friends easily", 0)]) == expected
 
 
 @pytest.mark.parametrize("index,expected", [(0, TRAIT1), (1, TRAIT2), (2, TRAIT3)])

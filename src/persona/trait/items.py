@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from persona.data import fetch
-from persona.engine.items import MCItem, MCPrompt
-from persona.engine.templates import Template, build_prompt
+from persona.engine import MCItem
 
 HF_FILE = "trait/trait_hf_8b31c078.derived.jsonl"
 PERSONA_FILE = "trait/personality_prompt_BFI.json"
@@ -152,60 +151,3 @@ def subsample(items: Sequence[TraitItem], per_trait: int | None, seed: int = 0) 
         chosen = sorted(rng.sample(range(len(pool)), min(per_trait, len(pool))))
         out += [pool[i] for i in chosen]
     return out
-
-
-def trait_prompts(items: Sequence[TraitItem], template: Template, order: str,
-                  system: str | None = None) -> list[MCPrompt]:
-    """Each item rendered with ``template`` in the official ``order`` (see ``TRAIT_ORDERS``)."""
-    perm = TRAIT_ORDERS[order]
-    return [build_prompt(it.mc_item(), template, system=system, permutation=perm) for it in items]
-
-
-def persona_system_prompt(trait: str, level: str) -> str:
-    """The persona prompt of upstream ``get_system_prompt("<level> <trait>")``, without its crash.
-
-    Upstream reuses the argument's name as its loop variable, so every call raises a KeyError;
-    the intended text is "You are an assistant with high openness. Following statements are
-    descriptions of high openness.\n1. ... 2. ... " built from the behaviour list of that level.
-    """
-    if level not in ("high", "low"):
-        raise ValueError(f"level must be 'high' or 'low', got {level!r}")
-    behaviours = json.loads(fetch(PERSONA_FILE).read_text(encoding="utf-8"))["behavior"][trait.lower()][level]
-    name = f"{level} {trait.lower()}"
-    listed = "".join(f"{i + 1}. {text} " for i, text in enumerate(behaviours))
-    return f"You are an assistant with {name}. Following statements are descriptions of {name}.\n{listed}"
-
-
-def trait_grid(items: Sequence[TraitItem], templates: Sequence[int] = (0, 1, 2), *,
-               system: str | None = None, persona: str = "none") -> tuple[list[MCPrompt], "pd.DataFrame"]:
-    """Every item x template (index into ``TRAIT_TEMPLATES``) x official order, with one meta row each."""
-    import pandas as pd
-
-    from persona.engine.templates import TRAIT_TEMPLATES
-
-    prompts: list[MCPrompt] = []
-    rows: list[dict] = []
-    for t in templates:
-        for order in TRAIT_ORDERS:
-            prompts += trait_prompts(items, TRAIT_TEMPLATES[t], order, system=system)
-            rows += [{"key": it.key, "trait": it.trait, "template": t + 1, "order": order,
-                      "persona": persona, "mask": "1010"} for it in items]
-    return prompts, pd.DataFrame(rows)
-
-
-# --- numbers reported by the paper (TRAIT project page; lee2025trait), for side-by-side tables ---
-PAPER_PROFILES: dict[str, dict[str, float]] = {
-    "GPT-4": {"Openness": 58, "Conscientiousness": 93, "Extraversion": 35, "Agreeableness": 86,
-              "Neuroticism": 24, "Psychopathy": 0, "Machiavellianism": 11, "Narcissism": 8},
-    "Llama2-7B": {"Openness": 69, "Conscientiousness": 76, "Extraversion": 55, "Agreeableness": 53,
-                  "Neuroticism": 34, "Psychopathy": 48, "Machiavellianism": 43, "Narcissism": 42},
-}
-# Percent, lower is better: refusal in generation mode, prompt and option-order sensitivity.
-PAPER_RELIABILITY: dict[str, dict[str, float]] = {
-    "BFI": {"refusal_rate": 53.9, "prompt_sensitivity": 37.2, "option_order_sensitivity": 62.0},
-    "TRAIT Big Five": {"refusal_rate": 3.1, "prompt_sensitivity": 31.6, "option_order_sensitivity": 33.5},
-    "SD-3": {"refusal_rate": 45.7, "prompt_sensitivity": 54.7, "option_order_sensitivity": 66.5},
-    "TRAIT Dark Triad": {"refusal_rate": 3.3, "prompt_sensitivity": 28.1, "option_order_sensitivity": 28.2},
-}
-PAPER_PERSONA_SUCCESS = 85.2  # percent, average over traits and directions
-PAPER_PERSONA_HIGH_PSYCHOPATHY = 79.8

@@ -32,9 +32,18 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from persona.methods.base import DEFAULT_SYSTEM, ORDERS, Answers, label_values, papi_prompts, score_items
-from persona.methods.pas import selection_score, split_known
-from persona.papi import Convention, Item, Subject
+from persona.papi import prompts
+from persona.papi.data import Convention, Item, Subject
+from persona.papi.methods.base import (
+    LIKELIHOOD,
+    AnswerMode,
+    Answers,
+    label_values,
+    score_items,
+    selection_score,
+    split_known,
+)
+from persona.papi.prompts import DEFAULT_SYSTEM, ORDERS
 from persona.timing import StageTimer, maybe_stage
 
 LETTERS = ("A", "B", "C", "D", "E")
@@ -69,8 +78,8 @@ def preference_pairs(engine, subject: Subject, items: Sequence[Item], convention
     values = label_values(subject, items, convention)
     pairs = []
     for order in ORDERS:
-        prompts = papi_prompts(items, DEFAULT_SYSTEM, order)
-        for item, value, prompt in zip(items, values, prompts):
+        asked = prompts.prompts(items, DEFAULT_SYSTEM, order)
+        for item, value, prompt in zip(items, values, asked):
             if value == 0:
                 continue
             identity = 5 - int(value)  # option identity: 0 = Very Accurate ... 4 = Very Inaccurate
@@ -90,7 +99,8 @@ class DPO:
     """One LoRA adapter per subject, trained with TRL's DPOTrainer; step count chosen on validation."""
 
     def __init__(self, engine, *, convention: Convention = "corrected", settings: DPOSettings | None = None,
-                 save_dir: str | Path | None = None, timer: StageTimer | None = None) -> None:
+                 save_dir: str | Path | None = None, timer: StageTimer | None = None,
+                 mode: AnswerMode = LIKELIHOOD) -> None:
         self.engine = engine
         self.convention = convention
         self.settings = settings or DPOSettings()
@@ -100,12 +110,13 @@ class DPO:
         self.history: list[dict] = []
         self.best_step: int | None = None
         self.timer = timer
+        self.mode = mode
 
     # ---------------------------------------------------------------- training
     def fit(self, subject: Subject, known: Sequence[Item]) -> None:
         from datasets import Dataset
-        from peft import LoraConfig
         from datasets.utils.logging import disable_progress_bar, enable_progress_bar
+        from peft import LoraConfig
         from transformers import PrinterCallback, TrainerCallback
         from trl import DPOConfig, DPOTrainer
 
@@ -123,7 +134,7 @@ class DPO:
             was_training = model.training
             model.eval()
             with torch.no_grad():
-                score = selection_score(score_items(self.engine, val_items, DEFAULT_SYSTEM), subject, val_items,
+                score = selection_score(score_items(self.engine, val_items, DEFAULT_SYSTEM, self.mode), subject, val_items,
                                         self.convention)
             model.train(was_training)
             self.history.append({"step": step, "val_score": score})
@@ -216,7 +227,7 @@ class DPO:
         if not hasattr(self, "peft_model"):
             raise RuntimeError("fit() first")
         with maybe_stage(self.timer, "dpo/answer", method=self.name, subject=self._case):
-            answers = score_items(self.engine, items, DEFAULT_SYSTEM)
+            answers = score_items(self.engine, items, DEFAULT_SYSTEM, self.mode)
         answers.info = {"best_step": self.best_step, "n_pairs": self.n_pairs}
         return answers
 

@@ -21,24 +21,30 @@ stored values as if they were agreement (PAlign's behaviour, inverted on reverse
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Sequence
 
 import numpy as np
 
-from persona import metrics
-from persona.engine import PAPI_TEMPLATE, build_prompt
-from persona.methods.base import DEFAULT_SYSTEM, Answers, few_shot_system, label_values, papi_mc_item, score_items
-from persona.methods.pas_core import PASDirections, fit_pas
-from persona.papi import DOMAINS, Convention, Item, Subject, answers_frame
+from persona.engine import build_prompt
+from persona.papi.data import Convention, Item, Subject
+from persona.papi.methods.base import (
+    LIKELIHOOD,
+    AnswerMode,
+    Answers,
+    few_shot_system,
+    label_values,
+    score_items,
+    selection_score,
+    split_known,
+)
+from persona.papi.methods.pas_core import PASDirections, fit_pas
+from persona.papi.prompts import CONTRAST_TEMPLATE, DEFAULT_SYSTEM, mc_item
 from persona.paths import cache_dir
 from persona.steering import capture_last_token, find_head_layout, steer
 from persona.timing import StageTimer, maybe_stage
 
 ALPHAS: tuple[float, ...] = (0, 1, 2, 4, 6, 8)
-#: PAlign renders the activation prompts without lower-casing the item text (unlike the test prompts).
-CONTRAST_TEMPLATE = dataclasses.replace(PAPI_TEMPLATE, lowercase_stem=False)
 
 
 def contrast_sequences(engine, items: Sequence[Item]) -> list[list[int]]:
@@ -50,7 +56,7 @@ def contrast_sequences(engine, items: Sequence[Item]) -> list[list[int]]:
     """
     out = []
     for item in items:
-        text = engine.render(build_prompt(papi_mc_item(item), CONTRAST_TEMPLATE, system=DEFAULT_SYSTEM))
+        text = engine.render(build_prompt(mc_item(item), CONTRAST_TEMPLATE, system=DEFAULT_SYSTEM))
         for letter in ("A", "E"):
             ids = engine.tokenizer(text + letter, add_special_tokens=not engine.use_chat_template)["input_ids"]
             out.append(list(ids))
@@ -87,28 +93,6 @@ def contrast_activations(
     return acts
 
 
-def selection_score(answers: Answers, subject: Subject, items: Sequence[Item], convention: Convention) -> float:
-    """Sum over domains of the per-domain MAE (the paper's Score) for one subject, via ``persona.metrics``."""
-    preds = answers.frame(subject=subject.case, method="pas")
-    truth = answers_frame([subject], list(items))
-    per = metrics.subject_domain_mae(preds, truth, convention)
-    value = float(np.nansum(per.to_numpy()))
-    return value if np.isfinite(value) else float("inf")
-
-
-def split_known(items: Sequence[Item], *, val_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
-    """Seeded split of the known items into (fit, validation), the same share taken from each domain."""
-    rng = np.random.default_rng(seed)
-    fit, val = [], []
-    for domain in DOMAINS:
-        block = [i for i in items if i.domain == domain]
-        n_val = max(1, int(round(len(block) * val_fraction))) if len(block) > 1 and val_fraction > 0 else 0
-        chosen = set(rng.choice(len(block), size=n_val, replace=False).tolist()) if n_val else set()
-        for j, item in enumerate(block):
-            (val if j in chosen else fit).append(item)
-    return fit, val
-
-
 class PAS:
     """Personality Activation Search with a chosen protocol; see the module docstring."""
 
@@ -128,6 +112,7 @@ class PAS:
         seed: int = 0,
         val_fraction: float = 0.2,
         timer: StageTimer | None = None,
+        mode: AnswerMode = LIKELIHOOD,
     ) -> None:
         if protocol not in ("paper", "honest"):
             raise ValueError(f"protocol must be 'paper' or 'honest', got {protocol!r}")
@@ -141,6 +126,7 @@ class PAS:
         self.convention, self.alphas, self.k, self.seed = convention, tuple(alphas), k, seed
         self.val_fraction = val_fraction
         self.timer = timer
+        self.mode = mode
         self.name = f"pas[{protocol}{'' if few_shot else ',no-fs'},{convention}]"
         self.directions: PASDirections | None = None
         self.system: str | None = None
@@ -158,7 +144,7 @@ class PAS:
 
     def _score(self, items: Sequence[Item], system: str, directions: PASDirections, alpha: float) -> Answers:
         with steer(self.model, directions.shifts(alpha), layout=self.layout):
-            return score_items(self.engine, items, system)
+            return score_items(self.engine, items, system, self.mode)
 
     def _sweep(self, subject, items, system, directions) -> tuple[float, dict[float, Answers]]:
         answers, scores = {}, {}

@@ -21,11 +21,9 @@ from typing import Sequence
 import pandas as pd
 
 from persona.data import fetch
-from persona.engine.items import MCItem, MCPrompt
-from persona.engine.templates import Template, build_prompt
-from persona.trait import TRAITS
-
-PROMPT_FILE = "trait/personality_prompt_BFI.json"
+from persona.engine import MCItem, MCPrompt, Template, build_prompt
+from persona.trait.items import PERSONA_FILE, TRAITS
+from persona.trait.prompts import mask_code
 
 LIKERT4 = ("Strongly agree", "Agree", "Disagree", "Strongly disagree")
 AGREE_MASK = (True, True, False, False)
@@ -99,7 +97,7 @@ class SelfReportItem:
 
 def load_selfreport_items() -> list[SelfReportItem]:
     """All high- and low-keyed behaviour statements of the eight traits (TRAIT order)."""
-    behavior = json.loads(fetch(PROMPT_FILE).read_text(encoding="utf-8"))["behavior"]
+    behavior = json.loads(fetch(PERSONA_FILE).read_text(encoding="utf-8"))["behavior"]
     items = []
     for trait in TRAITS:
         lists = behavior[trait.lower()]
@@ -124,6 +122,6 @@ def selfreport_grid(items: Sequence[SelfReportItem], templates: Sequence[int] = 
         for order, perm in SELFREPORT_ORDERS.items():
             prompts += [build_prompt(it.mc_item(), SELFREPORT_TEMPLATES[t], permutation=perm) for it in items]
             rows += [{"key": it.key, "trait": it.trait, "template": t + 1, "order": order,
-                      "persona": "none", "mask": "".join("1" if m else "0" for m in it.high_mask)}
+                      "persona": "none", "mask": mask_code(it.high_mask)}
                      for it in items]
     return prompts, pd.DataFrame(rows)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pingouin as pg
 
-from persona.papi import DOMAINS, MISSING, Item, Split, Subject
+from persona.papi.data import DOMAINS, MISSING, Item, Split, Subject
 
 
 def keyed_wide(subjects: Sequence[Subject], numbers: Sequence[int]) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 The TRAIT paper reports refusal rate, prompt sensitivity and option-order sensitivity but its
 formulas were not available, so the book uses these definitions (all are fractions of items,
 shown as percentages; lower is better). Item decisions are 1.0 = high, 0.0 = low, NaN =
-undetermined, as produced by :mod:`persona.trait_scoring`.
+undetermined, as produced by :mod:`persona.trait.scoring`.
 
 * **Refusal rate**: among free (greedy) generations, one per sampled item and prompt variant, the
   fraction from which the engine's strict answer parser recovers no option: explicit refusals
@@ -62,7 +62,7 @@ def chance_prompt_sensitivity(n_templates: int, p_high: float = 0.5) -> float:
 def reliability_table(dec: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """Prompt and option-order sensitivity (percent) per group of an item-decision frame.
 
-    ``dec`` comes from :func:`persona.trait_scoring.decisions` (columns key, template, fixed, orig,
+    ``dec`` comes from :func:`persona.trait.scoring.decisions` (columns key, template, fixed, orig,
     rev). Option-order sensitivity is computed per template and averaged over templates.
     """
     rows = []

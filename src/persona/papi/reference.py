@@ -7,7 +7,7 @@ Every predictor has the interface of the alignment methods::
         def predict(self, subject: Subject, items: Sequence[Item]) -> dict[int, float]  # item -> tick 1..5
 
 A prediction is the option ticked for the item text (agreement scale, 5 = Very Accurate), the input of
-``persona.metrics``. Predictors that infer a level from data work on keyed scores (facet direction) and
+``persona.papi.metrics``. Predictors that infer a level from data work on keyed scores (facet direction) and
 convert to a tick at the end, in one of two pipelines (``convention``):
 
 ``paper``
@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
-from persona.papi import MISSING, Convention, Item, Subject, agreement_to_keyed
+from persona.papi.data import MISSING, Convention, Item, Subject, agreement_to_keyed
 
 Rounding = Literal["half-even", "half-up", "none"]
 
@@ -175,7 +175,7 @@ class RidgeFromKnown:
 def predictions_frame(
     predictor: ReferencePredictor, subjects: Sequence[Subject], items: Sequence[Item], method: str | None = None
 ) -> pd.DataFrame:
-    """The tidy frame ``persona.metrics`` scores: method, subject, item, predicted."""
+    """The tidy frame ``persona.papi.metrics`` scores: method, subject, item, predicted."""
     rows = [
         (method or predictor.name, subject.case, number, tick)
         for subject in subjects

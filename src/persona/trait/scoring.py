@@ -23,14 +23,13 @@ the score instead of counting them high.
 
 from __future__ import annotations
 
-import warnings
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from persona.engine.scoring import score_batched
-from persona.trait import HIGH_MASK, TRAITS
+from persona.engine.calibration import mean_over_orders
+from persona.trait.items import HIGH_MASK, TRAITS
 
 
 def _mask(high_mask: Sequence[bool], n_options: int) -> np.ndarray:
@@ -80,11 +79,7 @@ def fixed_choice(raw_orig: np.ndarray, raw_rev: np.ndarray,
     """The official rule without its defects: 1 high, 0 low, NaN undetermined (excluded from scores)."""
     raw_orig, raw_rev = np.asarray(raw_orig, float), np.asarray(raw_rev, float)
     mask = _mask(high_mask, raw_orig.shape[1])
-    stacked = np.stack([_normalise_valid(raw_orig), _normalise_valid(raw_rev)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN items: NaN is the intended result
-        averaged = np.nanmean(stacked, axis=0)
-    return _decide(averaged, mask)
+    return _decide(mean_over_orders([_normalise_valid(raw_orig), _normalise_valid(raw_rev)]), mask)
 
 
 def order_choice(raw: np.ndarray, high_mask: Sequence[bool] = HIGH_MASK) -> np.ndarray:
@@ -114,72 +109,7 @@ def bootstrap_ci(choices: np.ndarray, *, n_boot: int = 2000, level: float = 0.95
     return float(low), float(high)
 
 
-# --- running the engine, resumably --------------------------------------------------------------
-
 RAW_COLS = [f"raw_{k}" for k in range(4)]
-
-
-def mask_code(high_mask: Sequence[bool]) -> str:
-    """A high mask as a string column value, e.g. (True, False, True, False) -> "1010"."""
-    return "".join("1" if m else "0" for m in high_mask)
-
-
-def bare_label_ids(tokenizer) -> Callable[[tuple[str, ...]], list[list[int]]]:
-    """The official lookup: each label counts through its bare token only (``convert_tokens_to_ids``)."""
-    return lambda labels: [[int(tokenizer.convert_tokens_to_ids(lab))] for lab in labels]
-
-
-def _shards(n: int, size: int) -> list[tuple[str, slice]]:
-    return [(f"shard-{k // size:05d}", slice(k, min(k + size, n))) for k in range(0, n, size)]
-
-
-def score_resumable(engine, prompts: Sequence, meta: pd.DataFrame, store, task: str, *,
-                    shard_size: int = 32, label_ids=None, progress: bool = True) -> pd.DataFrame:
-    """Score ``prompts`` shard by shard into ``store`` (a :class:`persona.runs.ResultStore`).
-
-    ``meta`` holds one row of identifiers per prompt. A finished shard is a file, so an interrupted
-    run resumes at the first missing shard. ``label_ids`` replaces the engine's label tokens (e.g.
-    :func:`bare_label_ids`); returns ``meta`` + ``raw_0..`` (identity order) + ``mass``.
-    """
-    from tqdm.auto import tqdm
-
-    if len(meta) != len(prompts):
-        raise ValueError("meta needs one row per prompt")
-    meta = meta.reset_index(drop=True)
-    for sid, part in tqdm(_shards(len(prompts), shard_size), desc=task, disable=not progress):
-        if store.done(task, sid):
-            continue
-        chunk = list(prompts[part])
-        if label_ids is None:
-            result = engine.score(chunk)
-        else:
-            result = score_batched(engine.model, chunk, [engine.encode(p) for p in chunk], label_ids,
-                                   pad_id=engine.pad_id, batch_size=engine.batch_size,
-                                   cache_prefix=engine.cache_prefix)
-        frame = meta.iloc[part].copy()
-        frame[RAW_COLS[: result.raw.shape[1]]] = result.raw
-        frame["mass"] = result.mass
-        store.save(task, sid, frame)
-    return store.load([task])
-
-
-def generate_resumable(engine, prompts: Sequence, meta: pd.DataFrame, option_texts: Sequence[Sequence[str]],
-                       store, task: str, *, shard_size: int = 16, max_new_tokens: int = 24,
-                       progress: bool = True) -> pd.DataFrame:
-    """Greedy answers parsed by the engine's strict parser, shard by shard; adds ``text``, ``outcome``."""
-    from tqdm.auto import tqdm
-
-    meta = meta.reset_index(drop=True)
-    for sid, part in tqdm(_shards(len(prompts), shard_size), desc=task, disable=not progress):
-        if store.done(task, sid):
-            continue
-        answers = engine.answer(list(prompts[part]), max_new_tokens=max_new_tokens,
-                                option_texts=list(option_texts[part]))
-        frame = meta.iloc[part].copy()
-        frame["text"] = answers.texts
-        frame["outcome"] = [str(o) for o in answers.outcome]  # identity index, "refused", "unparseable"
-        store.save(task, sid, frame)
-    return store.load([task])
 
 
 # --- from per-order rows to item decisions and scores ---------------------------------------------
@@ -188,7 +118,7 @@ def decisions(frame: pd.DataFrame, keys: Sequence[str] = ("key", "trait", "templ
     """One row per item and condition: official (bool), fixed / orig / rev (1 high, 0 low, NaN), mass.
 
     ``frame`` rows are per presentation order (column ``order``: "original" | "reversed") with
-    ``raw_*`` in identity order and a ``mask`` column (see :func:`mask_code`).
+    ``raw_*`` in identity order and a ``mask`` column (see :func:`persona.trait.prompts.mask_code`).
     """
     keys = list(keys) + ["mask"]
     cols = [c for c in RAW_COLS if c in frame.columns]

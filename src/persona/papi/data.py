@@ -25,7 +25,7 @@ ticked "Very Inaccurate". So one stored value has two readings:
   model's answer is compared with.
 
 A stored 0 means *missing*: both readings return ``None`` and it is excluded from prompts and targets
-(PAlign instead shows it as "Unknown" and scores it as a target; ``persona.metrics`` reproduces that
+(PAlign instead shows it as "Unknown" and scores it as a target; ``persona.papi.metrics`` reproduces that
 under the ``paper`` convention only).
 """
 
@@ -53,14 +53,24 @@ DOMAIN_NAMES: dict[str, str] = {
     "N": "Neuroticism",
     "O": "Openness",
 }
-#: Response labels by agreement value, as PAlign's ``SCORES_BACK`` (A = 5 ... E = 1).
-OPTION_LABELS: dict[int, str] = {
-    5: "Very Accurate",
-    4: "Moderately Accurate",
-    3: "Neither Accurate Nor Inaccurate",
-    2: "Moderately Inaccurate",
-    1: "Very Inaccurate",
-}
+#: The five response options in identity order: option ``k`` is agreement value ``5 - k`` (A = 5 ... E = 1),
+#: as PAlign's ``SCORES = {"A": 5, ..., "E": 1}`` reads the letters.
+OPTIONS: tuple[str, ...] = (
+    "Very Accurate",
+    "Moderately Accurate",
+    "Neither Accurate Nor Inaccurate",
+    "Moderately Inaccurate",
+    "Very Inaccurate",
+)
+
+
+def option_text(value: int) -> str:
+    """The option text of an agreement value 1..5 (5 = "Very Accurate")."""
+    if not 1 <= int(value) <= 5:
+        raise ValueError(f"agreement values are 1..5, got {value!r}")
+    return OPTIONS[5 - int(value)]
+
+
 Convention = Literal["paper", "corrected"]
 
 

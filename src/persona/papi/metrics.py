@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from persona.papi import DOMAINS, Convention
+from persona.papi.data import DOMAINS, Convention
 
 SCORE = "Score"  # the paper's name for the sum of the five domain MAEs
 
@@ -125,21 +125,6 @@ def score(
     table = summarize(per_subject, n_boot=n_boot, seed=seed, ci=ci)
     table.insert(0, "convention", convention)
     return table
-
-
-def paired_difference(
-    per_subject: pd.DataFrame, method_a: str, method_b: str, *, level: str = "method",
-    n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
-) -> pd.Series:
-    """Score(a) - Score(b) over the subjects both were scored on, with a paired bootstrap CI."""
-    a = per_subject.xs(method_a, level=level)
-    b = per_subject.xs(method_b, level=level)
-    common = a.index.intersection(b.index)
-    diff = a.loc[common].to_numpy(dtype="float64") - b.loc[common].to_numpy(dtype="float64")
-    point = np.nanmean(diff, axis=0).sum()
-    reps = _bootstrap(diff, n_boot, np.random.default_rng(seed))[:, -1]
-    low, high = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
-    return pd.Series({"difference": point, "ci_low": low, "ci_high": high, "n_subjects": len(common)})
 
 
 def wide(table: pd.DataFrame, value: str = "mae", index: str | Sequence[str] = "method") -> pd.DataFrame:

@@ -1,0 +1,70 @@
+"""The PAPI questionnaire as a task: PAlign's prompt texts and how a PAPI item becomes an engine prompt.
+
+Texts are reproduced character for character from zhu-minjun/PAlign ``main.py``: ``TEMPLATE``,
+``SYSTEM_PROMPT`` and the few-shot system prompt of ``process_pas``. The code lower-cases the item
+text before formatting (``generateAnswer``) but not in the PAS activation prompts; hence
+``lowercase_stem`` and ``CONTRAST_TEMPLATE``.
+
+The answer cue: our prompts end the assistant turn with ``(`` because the options read
+"(A). Very Accurate" and a chat model opens its reply with "(" (SmolLM2-135M's most likely first
+token); the letter probabilities are then read where the model chooses (the alignment chapter
+measures the letter mass with and without it). PAlign generates the answer instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Sequence
+
+from persona.engine import MCItem, MCPrompt, Template, build_prompt, order_permutation
+from persona.papi.data import MISSING, OPTIONS, Item, option_text
+
+#: PAlign's default system prompt (the ``NO_CHANGE`` mode; also the PAS contrast prompts' system prompt).
+DEFAULT_SYSTEM = "You are a helpful, honest and concise assistant."
+FEWSHOT_HEADER = "Here are some of your behaviors and your level of recognition towards them;"
+#: Text the assistant turn starts with before the option letter (see the module docstring).
+ANSWER_CUE = "("
+#: Both presentation orders: A = Very Accurate first, and reversed (A = Very Inaccurate).
+ORDERS: tuple[str, ...] = ("original", "reversed")
+
+TEMPLATE = Template(
+    name="papi",
+    body=(
+        'Given a statement of you: "You {stem}."\n'
+        "Please choose from the following options to identify how accurately this statement describes you.\n"
+        "Options:\n"
+        "{options}"
+    ),
+    option_line="({label}). {text}",
+    labels=("A", "B", "C", "D", "E"),
+    lowercase_stem=True,
+)
+#: PAlign renders the activation prompts without lower-casing the item text (unlike the test prompts).
+CONTRAST_TEMPLATE = dataclasses.replace(TEMPLATE, lowercase_stem=False)
+
+
+def answer_text(value: int) -> str:
+    """PAlign's ``SCORES_BACK``: a stored or agreement value as the text of the few-shot block (0 = "Unknown")."""
+    return "Unknown" if int(value) == MISSING else option_text(value)
+
+
+def fewshot_system(pairs: Iterable[tuple[str, int]]) -> str:
+    """PAlign's few-shot system prompt from ``(item text, value)`` pairs.
+
+    ``header + ';'.join(f"{text}:{answer}")`` with the item text as stored (not lower-cased) and the answer
+    written by ``answer_text``.
+    """
+    return FEWSHOT_HEADER + ";".join(f"{text}:{answer_text(value)}" for text, value in pairs)
+
+
+def mc_item(item: Item) -> MCItem:
+    """The engine's multiple-choice item for a PAPI item (options in identity order)."""
+    return MCItem(stem=item.text, options=OPTIONS)
+
+
+def prompts(items: Sequence[Item], system: str | None, order: str, cue: str = ANSWER_CUE,
+            template: Template = TEMPLATE) -> list[MCPrompt]:
+    """Engine prompts for ``items`` in one option order with one system prompt, the answer cue after them."""
+    perm = order_permutation(len(OPTIONS), order)
+    return [build_prompt(mc_item(item), template, system=system, permutation=perm, assistant_prefix=cue)
+            for item in items]
