@@ -1,37 +1,329 @@
-"""One vocabulary for the findings chapter: each abstract claim gets a verdict computed from a run.
+"""The rule every verdict of the book follows, and the statistics behind it.
 
-Verdicts are decided in the notebook that holds the evidence, from its numbers, and glued; the
-findings page only pastes them. So a re-run on another model or profile updates the verdicts too.
+A claim of a paper is tested as an *effect in the claimed direction* (positive = as claimed), estimated
+with a confidence interval from units that are independent (subjects, or items for tests without
+subjects): never from items nested in subjects or generations nested in items.
+
+* **replicated**: the interval excludes no effect, in the claimed direction (its lower end is above 0;
+  for a bound claim "value <= bound", its upper end is at most the bound);
+* **not replicated**: the interval excludes the effect size the paper reports (its upper end is below the
+  paper's effect, which is named), or the estimate is significantly in the opposite direction; for a
+  bound claim, the interval lies above the bound;
+* **inconclusive at this scale**: everything else, always with the power this run had to detect the
+  paper's effect and the number of units that 80% power would need;
+* **not testable here**: the data or model is missing, the evidence does not test the claim (e.g. two
+  methods that gave identical answers), or the input holds NaN.
+
+Multiplicity: each chapter passes the number of verdicts it decides (``family_size``) and every interval
+is widened to the Bonferroni level ``1 - alpha / family_size``, so a chapter's verdicts hold together at
+``alpha``. Intervals are Student-t (paired differences, Welch for two independent samples) or, where no
+closed form applies (agreement statistics), a percentile bootstrap over the independent units. Power is
+that of the same two-sided test (noncentral t), at the paper's effect and this run's standard error.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
 
 REPLICATED = "replicated"
 NOT_REPLICATED = "not replicated"
 INCONCLUSIVE = "inconclusive at this scale"
 NOT_TESTABLE = "not testable here"
+VERDICTS = (REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_TESTABLE)
+TARGET_POWER = 0.8
 
 
-def compare(better: bool, significant: bool | None = None) -> str:
-    """Verdict for a claim that "X is better than Y".
+@dataclass(frozen=True)
+class Verdict:
+    """A verdict with everything a reader needs to check it: effect, interval, n, power, reason."""
 
-    ``better``: the point estimate goes the claimed way. ``significant``: a test (or an interval)
-    excludes no difference; ``None`` when no test applies. A claimed direction that is seen but not
-    significant is inconclusive, never replicated.
+    verdict: str
+    reason: str
+    effect: float = float("nan")  # point estimate, in the claimed direction
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    level: float = float("nan")  # confidence level of the interval (after the multiplicity adjustment)
+    n: int = 0
+    unit: str = "subjects"
+    power: float = float("nan")  # power to detect the paper's effect at this n (NaN: no paper effect)
+    n_needed: int | None = None  # units for 80% power at the paper's effect
+    paper_effect: float | None = None
+    paper_label: str = ""
+    effect_label: str = "effect"
+    power_for: str = ""  # what the power is the power to detect (set from the paper's effect when empty)
+    digits: int = 2
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {self.verdict!r}")
+
+    def _num(self, value: float) -> str:
+        return f"{value:.{self.digits}f}"
+
+    @property
+    def interval(self) -> str:
+        if not np.isfinite(self.ci_low):
+            return "no interval"
+        return f"[{self._num(self.ci_low)}, {self._num(self.ci_high)}] ({self.level:.1%} CI)"
+
+    @property
+    def power_text(self) -> str:
+        target = self.power_for or (f"the paper's {self._num(self.paper_effect)}" if self.paper_effect is not None
+                                    else "")
+        if not target:
+            return "no power figure (the paper reports no effect size for this claim)"
+        if not np.isfinite(self.power):
+            return f"power to detect {target} not computable at n = {self.n}"
+        needed = f"; about {self.n_needed} {self.unit} for 80%" if self.n_needed else ""
+        return f"power {self.power:.0%} to detect {target}{needed}"
+
+    @property
+    def evidence(self) -> str:
+        """One line for a findings table: effect, interval, n, power."""
+        if self.verdict == NOT_TESTABLE and not np.isfinite(self.effect):
+            return self.reason
+        return (f"{self.effect_label} {self._num(self.effect)} {self.interval}, n = {self.n} {self.unit}; "
+                f"{self.power_text}")
+
+    def as_dict(self) -> dict:
+        return {"verdict": self.verdict, "effect": self.effect, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "level": self.level, "n": self.n, "unit": self.unit, "power": self.power,
+                "n_needed": self.n_needed, "paper_effect": self.paper_effect, "reason": self.reason}
+
+
+def not_testable(reason: str) -> Verdict:
+    return Verdict(NOT_TESTABLE, reason)
+
+
+# ------------------------------------------------------------------------------------------ power
+
+
+def power_t(effect: float, se: float, df: float, level: float) -> float:
+    """Power of a two-sided t test at ``level`` to detect ``effect`` given a standard error ``se``."""
+    if not (np.isfinite(effect) and np.isfinite(se) and df > 0):
+        return float("nan")
+    if se <= 0:
+        return 1.0 if effect != 0 else 0.0
+    crit = stats.t.ppf(1 - (1 - level) / 2, df)
+    nc = abs(effect) / se
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def n_for_power(effect: float, se_at: Callable[[int], tuple[float, float]], level: float,
+                target: float = TARGET_POWER, limit: int = 100_000) -> int | None:
+    """Smallest n whose power reaches ``target``; ``se_at(n) -> (se, df)`` says how the error shrinks."""
+    if not np.isfinite(effect) or effect == 0:
+        return None
+    lo, hi = 2, 2
+    while power_t(effect, *se_at(hi), level) < target:
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return None
+    while lo < hi:  # power grows with n: bisect
+        mid = (lo + hi) // 2
+        if power_t(effect, *se_at(mid), level) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+# ------------------------------------------------------------------------------------------ the rule
+
+
+def decide(effect: float, ci_low: float, ci_high: float, *, level: float, n: int, unit: str,
+           paper_effect: float | None, paper_label: str = "", power: float = float("nan"),
+           n_needed: int | None = None, effect_label: str = "effect", digits: int = 2) -> Verdict:
+    """Apply the rule (module docstring) to an effect in the claimed direction and its interval."""
+    common = dict(effect=effect, ci_low=ci_low, ci_high=ci_high, level=level, n=n, unit=unit, power=power,
+                  n_needed=n_needed, paper_effect=paper_effect, paper_label=paper_label,
+                  effect_label=effect_label, digits=digits)
+    fmt = f"{{:.{digits}f}}".format
+    if not all(np.isfinite([effect, ci_low, ci_high])):
+        return Verdict(INCONCLUSIVE, f"one unit gives no interval (n = {n} {unit})", **common)
+    if ci_low > 0:
+        smaller = (f"; smaller than the paper's {fmt(paper_effect)}"
+                   if paper_effect is not None and ci_high < paper_effect else "")
+        return Verdict(REPLICATED, f"the interval lies above 0, in the claimed direction{smaller}", **common)
+    if ci_high < 0:
+        return Verdict(NOT_REPLICATED, "the estimate is significantly in the opposite direction", **common)
+    if paper_effect is not None and ci_high < paper_effect:
+        return Verdict(NOT_REPLICATED, f"the interval excludes the paper's effect of {fmt(paper_effect)}"
+                       f"{f' ({paper_label})' if paper_label else ''}", **common)
+    return Verdict(INCONCLUSIVE, "the interval includes no effect"
+                   + (f" and the paper's {fmt(paper_effect)}" if paper_effect is not None else ""), **common)
+
+
+def _level(alpha: float, family_size: int) -> float:
+    if family_size < 1:
+        raise ValueError(f"family_size must be >= 1, got {family_size}")
+    return 1 - alpha / family_size
+
+
+def _aligned(x: pd.Series, y: pd.Series) -> tuple[np.ndarray, np.ndarray] | str:
+    """Paired values, or the reason they cannot be paired (raises on mismatched units)."""
+    if not isinstance(x, pd.Series) or not isinstance(y, pd.Series):
+        raise TypeError("paired data must be pandas Series indexed by the unit (e.g. subject)")
+    if x.index.has_duplicates or y.index.has_duplicates:
+        raise ValueError("each unit may appear once per side")
+    if set(x.index) != set(y.index):
+        only = sorted(set(x.index) ^ set(y.index), key=str)[:5]
+        raise ValueError(f"the two sides cover different units (e.g. {only}); a paired comparison needs the same")
+    y = y.loc[x.index]
+    if len(x) == 0:
+        return "no data"
+    if x.isna().any() or y.isna().any():
+        return "the data hold NaN (a method gave no answer for some unit)"
+    return x.to_numpy(float), y.to_numpy(float)
+
+
+def paired(x: pd.Series, y: pd.Series, *, higher_is_better: bool, paper_effect: float | None,
+           paper_label: str = "", family_size: int = 1, alpha: float = 0.05, unit: str = "subjects",
+           effect_label: str = "effect", digits: int = 2) -> Verdict:
+    """Claim "X beats Y" on per-unit values (same units on both sides): a paired t interval.
+
+    The effect is ``x - y`` when higher is better, ``y - x`` when lower is better (e.g. an error), so a
+    positive effect always favours X. Two sides that are identical for every unit are *not testable*:
+    such a comparison holds no contrast (e.g. PAS that chose alpha = 0, i.e. few-shot, for everyone).
     """
-    if not better:
-        return NOT_REPLICATED
-    if significant is False:
-        return INCONCLUSIVE
-    return REPLICATED
+    pair = _aligned(x, y)
+    if isinstance(pair, str):
+        return not_testable(pair)
+    a, b = pair
+    diff = (a - b) if higher_is_better else (b - a)
+    if np.all(diff == 0):
+        return not_testable("the two sides are identical for every unit: the comparison holds no contrast")
+    n = len(diff)
+    level = _level(alpha, family_size)
+    mean = float(diff.mean())
+    if n < 2:
+        return decide(mean, float("nan"), float("nan"), level=level, n=n, unit=unit, paper_effect=paper_effect,
+                      paper_label=paper_label, effect_label=effect_label, digits=digits)
+    sd = float(diff.std(ddof=1))
+    se = sd / math.sqrt(n)
+    half = stats.t.ppf(1 - (1 - level) / 2, n - 1) * se
+    power = power_t(paper_effect, se, n - 1, level) if paper_effect is not None else float("nan")
+    needed = (n_for_power(paper_effect, lambda m: (sd / math.sqrt(m), m - 1), level)
+              if paper_effect is not None and sd > 0 else None)
+    return decide(mean, mean - half, mean + half, level=level, n=n, unit=unit, paper_effect=paper_effect,
+                  paper_label=paper_label, power=power, n_needed=needed, effect_label=effect_label, digits=digits)
 
 
-def at_most(value: float, bound: float, upper_ci: float | None = None) -> str:
-    """Verdict for a claim "value <= bound" (e.g. a time ratio of at most 1/5)."""
-    if value != value:  # NaN: nothing was measured
-        return NOT_TESTABLE
-    if value > bound:
-        return NOT_REPLICATED
-    if upper_ci is not None and upper_ci > bound:
-        return INCONCLUSIVE
-    return REPLICATED
+def two_samples(x: Sequence[float], y: Sequence[float], *, higher_is_better: bool, paper_effect: float | None,
+                paper_label: str = "", family_size: int = 1, alpha: float = 0.05, unit: str = "items",
+                effect_label: str = "effect", digits: int = 2) -> Verdict:
+    """Claim "X beats Y" on two independent samples of units (e.g. items of two tests): a Welch interval."""
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    if a.size == 0 or b.size == 0:
+        return not_testable("no data on one side")
+    if np.isnan(a).any() or np.isnan(b).any():
+        return not_testable("the data hold NaN")
+    level = _level(alpha, family_size)
+    sign = 1 if higher_is_better else -1
+    mean = sign * float(a.mean() - b.mean())
+    n = int(a.size + b.size)
+    if a.size < 2 or b.size < 2:
+        return decide(mean, float("nan"), float("nan"), level=level, n=n, unit=unit, paper_effect=paper_effect,
+                      paper_label=paper_label, effect_label=effect_label, digits=digits)
+    va, vb = a.var(ddof=1), b.var(ddof=1)
+
+    def se_df(na: float, nb: float) -> tuple[float, float]:
+        se2 = va / na + vb / nb
+        if se2 == 0:
+            return 0.0, na + nb - 2
+        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+        return math.sqrt(se2), df
+
+    se, df = se_df(a.size, b.size)
+    half = stats.t.ppf(1 - (1 - level) / 2, df) * se if se > 0 else 0.0
+    power = power_t(paper_effect, se, df, level) if paper_effect is not None else float("nan")
+    share = a.size / n
+    needed = (n_for_power(paper_effect, lambda m: se_df(max(2.0, share * m), max(2.0, (1 - share) * m)), level)
+              if paper_effect is not None and se > 0 else None)
+    return decide(mean, mean - half, mean + half, level=level, n=n, unit=unit, paper_effect=paper_effect,
+                  paper_label=paper_label, power=power, n_needed=needed, effect_label=effect_label, digits=digits)
+
+
+def bootstrap(statistic: Callable[[np.ndarray], float], units: int, *, claimed: float, paper_effect: float | None,
+              paper_label: str = "", family_size: int = 1, alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
+              unit: str = "items", effect_label: str = "effect", digits: int = 2) -> Verdict:
+    """Claim "statistic > claimed" with a percentile bootstrap over ``units`` independent units.
+
+    ``statistic(index)`` computes the statistic on the units at ``index`` (drawn with replacement); the
+    effect is ``statistic - claimed`` (e.g. agreement beyond chance: kappa - 0). Power uses the normal
+    approximation with the bootstrap standard error.
+    """
+    if units == 0:
+        return not_testable("no data")
+    level = _level(alpha, family_size)
+    point = float(statistic(np.arange(units)))
+    if not np.isfinite(point):
+        return not_testable("the statistic is undefined on these data")
+    rng = np.random.default_rng(seed)
+    reps = np.array([statistic(rng.integers(0, units, units)) for _ in range(n_boot)], dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if units < 2 or reps.size < n_boot // 2:
+        return decide(point - claimed, float("nan"), float("nan"), level=level, n=units, unit=unit,
+                      paper_effect=paper_effect, paper_label=paper_label, effect_label=effect_label, digits=digits)
+    low, high = np.quantile(reps, [(1 - level) / 2, 1 - (1 - level) / 2])
+    se = float(reps.std(ddof=1))
+    power = power_t(paper_effect, se, np.inf, level) if paper_effect is not None else float("nan")
+    needed = (n_for_power(paper_effect, lambda m: (se * math.sqrt(units / m), np.inf), level)
+              if paper_effect is not None and se > 0 else None)
+    return decide(point - claimed, low - claimed, high - claimed, level=level, n=units, unit=unit,
+                  paper_effect=paper_effect, paper_label=paper_label, power=power, n_needed=needed,
+                  effect_label=effect_label, digits=digits)
+
+
+def at_most(values: pd.Series, bound: float, *, family_size: int = 1, alpha: float = 0.05,
+            unit: str = "subjects", effect_label: str = "ratio", log_scale: bool = True,
+            digits: int = 2) -> Verdict:
+    """Claim "value <= bound" (e.g. a time ratio of at most 1/5) from per-unit values.
+
+    On the log scale (ratios) the interval is a t interval of the mean log value, reported back as a
+    geometric mean. Replicated: the interval's upper end is at most the bound; not replicated: its lower
+    end is above the bound; otherwise inconclusive, with the power to tell the observed value from the
+    bound at this n and the n that 80% power would need (both at the observed value: a planning figure).
+    """
+    v = np.asarray(values, float)
+    if v.size == 0:
+        return not_testable("no data")
+    if np.isnan(v).any():
+        return not_testable("the data hold NaN")
+    if log_scale and (v <= 0).any():
+        raise ValueError("a ratio on the log scale must be positive")
+    t = np.log(v) if log_scale else v
+    b = math.log(bound) if log_scale else bound
+    back = np.exp if log_scale else (lambda z: z)
+    level = _level(alpha, family_size)
+    n = int(v.size)
+    mean = float(t.mean())
+    common = dict(level=level, n=n, unit=unit, paper_effect=None, effect_label=effect_label, digits=digits)
+    fmt = f"{{:.{digits}f}}".format
+    if n < 2:
+        return Verdict(INCONCLUSIVE, f"one {unit[:-1]} gives no interval", effect=float(back(mean)), **common)
+    sd = float(t.std(ddof=1))
+    se = sd / math.sqrt(n)
+    half = stats.t.ppf(1 - (1 - level) / 2, n - 1) * se
+    low, high = float(back(mean - half)), float(back(mean + half))
+    gap = mean - b
+    power = power_t(gap, se, n - 1, level)
+    needed = n_for_power(gap, lambda m: (sd / math.sqrt(m), m - 1), level) if sd > 0 else None
+    values_ = dict(effect=float(back(mean)), ci_low=low, ci_high=high, power=power, n_needed=needed,
+                   power_for=f"the observed {fmt(float(back(mean)))} from {fmt(bound)}")
+    if high <= bound:
+        return Verdict(REPLICATED, f"the interval lies at or below {fmt(bound)}", **values_, **common)
+    if low > bound:
+        return Verdict(NOT_REPLICATED, f"the interval lies above {fmt(bound)}", **values_, **common)
+    return Verdict(INCONCLUSIVE, f"the interval includes {fmt(bound)}", **values_, **common)
+
+
+def table(verdicts: dict[str, Verdict]) -> pd.DataFrame:
+    """The verdicts of a chapter as one table (for display next to the glued text)."""
+    return pd.DataFrame({k: v.as_dict() for k, v in verdicts.items()}).T
