@@ -1,6 +1,7 @@
 """Answer parsing: unambiguous answers map to options, refusals and garble never do."""
 
 import pytest
+from parser_corpus import CASES, PROMPTS
 
 from persona.engine import REFUSED, UNPARSEABLE, parse_answer
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
@@ -61,3 +62,28 @@ def test_paper_parser_reproduces_palign_regex(text, prefix, expected):
 def test_unknown_parser_is_an_error():
     with pytest.raises(ValueError):
         parse_answer("A", LABELS, parser="lenient")
+
+
+# --- the labelled corpus (tests/parser_corpus.py) -------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt,text,expected,why", CASES, ids=[f"{p}:{t[:40]!r}" for p, t, _, _ in CASES])
+def test_strict_parser_on_the_corpus(prompt, text, expected, why):
+    labels, option_texts = PROMPTS[prompt]
+    assert parse_answer(text, labels, option_texts=option_texts) == expected, why
+
+
+def test_corpus_counts():
+    outcomes = [parse_answer(text, PROMPTS[prompt][0], option_texts=PROMPTS[prompt][1]) for prompt, text, _, _ in CASES]
+    read = sum(isinstance(o, int) for o in outcomes)
+    undetermined = sum(o == UNPARSEABLE for o in outcomes)
+    refused = sum(o == REFUSED for o in outcomes)
+    print(f"strict parser on {len(CASES)} labelled answers: read {read}, unparseable {undetermined}, refused {refused}")
+    assert len(CASES) >= 80
+    assert read + undetermined + refused == len(CASES)
+    wrongly_read = [text for (_, text, expected, _), o in zip(CASES, outcomes)
+                    if expected == UNPARSEABLE and isinstance(o, int)]
+    assert not wrongly_read, wrongly_read
+    assert (read, undetermined, refused) == (sum(isinstance(e, int) for _, _, e, _ in CASES),
+                                             sum(e == UNPARSEABLE for _, _, e, _ in CASES),
+                                             sum(e == REFUSED for _, _, e, _ in CASES))
