@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed
 # No telemetry threads from the hub libraries during long runs.
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: book test unit notebooks-smoke book-smoke browser env clean
+# `make publish` pushes the rendered book to this remote's gh-pages branch (a remote name, URL or path).
+REMOTE ?= origin
+
+.PHONY: book test unit notebooks-smoke book-smoke browser env clean publish
 
 # The virtual environment is (re)built when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -36,6 +39,11 @@ test: $(STAMP)
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider -q _build/executed/smoke
 	$(PY) -m persona.runbook --profile smoke --strict
 	$(PY) -m pytest tests/browser -q
+
+# Publish the book rendered by `make book` (_build/html) on GitHub Pages: ghp-import commits it, with a
+# .nojekyll file, to the gh-pages branch and pushes it to $(REMOTE). Pages must serve that branch.
+publish: $(STAMP)
+	$(PY) -m persona.runbook publish-pages --html _build/html --remote $(REMOTE)
 
 clean:
 	rm -rf _build book/generated

@@ -1,6 +1,7 @@
 """The rendered book, opened in headless Chromium: every chapter loads, figures are images, no
 execution error or traceback shows, glued numbers are filled in; a screenshot of the findings page
-is saved with the build.
+is saved with the build. Notebook chapters offer their executed .ipynb for download and launch their
+source notebook on Binder and Colab; the provenance page names the commit, profile and date.
 
 Runs after the book is built (``make test`` builds the smoke book first). The HTML folder is
 ``PERSONA_BOOK_HTML`` or ``_build/smoke/_build/html``.
@@ -110,3 +111,57 @@ def test_findings_screenshot_is_saved():
     shot = HTML / "findings.png"
     _chromium(f"--screenshot={shot}", "--window-size=1280,2400", findings.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def _links(dom: str) -> list[tuple[str, str]]:
+    """(class, href) of every link of a page."""
+    links = []
+    for tag in re.findall(r"<a\s[^>]*>", dom):
+        href, classes = re.search(r'href="([^"]*)"', tag), re.search(r'class="([^"]*)"', tag)
+        if href:
+            links.append((classes.group(1) if classes else "", href.group(1).replace("&amp;", "&")))
+    return links
+
+
+def _notebook_chapters() -> list[str]:
+    return [f for f in _toc_files() if f.startswith("book/generated/") and (HTML / "_sources" / f"{f}.ipynb").exists()]
+
+
+def test_notebook_chapters_offer_the_executed_notebook_for_download(pages):
+    chapters = _notebook_chapters()
+    assert chapters, "no notebook chapter in the book"
+    for name in chapters:
+        downloads = [href for classes, href in _links(pages[name]) if "btn-download-source-button" in classes]
+        assert downloads and downloads[0].endswith(".ipynb"), f"no .ipynb download on {name}"
+        notebook = (HTML / Path(name).parent / downloads[0]).resolve()
+        assert notebook.exists(), f"the download of {name} leads nowhere: {downloads[0]}"
+        text = notebook.read_text(encoding="utf-8")
+        assert '"outputs": [\n' in text and '"output_type"' in text, f"the download of {name} has no outputs"
+        assert "injected-parameters" in text, f"the download of {name} is not the papermill-executed copy"
+
+
+def test_notebook_chapters_launch_their_source_notebook_on_binder_and_colab(pages):
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    binder, colab = config["launch_buttons"]["binderhub_url"], config["launch_buttons"]["colab_url"]
+    for name in _notebook_chapters():
+        source = f"notebooks/{Path(name).name}.ipynb"
+        assert (REPO_ROOT / source).exists(), source
+        hrefs = [href for _, href in _links(pages[name])]
+        on_binder = [h for h in hrefs if h.startswith(binder)]
+        on_colab = [h for h in hrefs if h.startswith(colab)]
+        assert on_binder and on_binder[0].endswith(f"tree/{source}"), f"Binder link of {name}: {on_binder}"
+        assert on_colab and on_colab[0].endswith(f"/blob/{config['repository']['branch']}/{source}"), \
+            f"Colab link of {name}: {on_colab}"
+        assert any(h.startswith(config["repository"]["url"]) for h in hrefs), f"no repository link on {name}"
+
+
+def test_the_provenance_page_names_commit_profile_and_date(pages):
+    dom = pages.get("book/provenance")
+    assert dom is not None, "no provenance page in _toc.yml"
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+    assert re.search(r"code version git commit [0-9a-f]{40}", text) or "code version unknown (not a git checkout)" in text
+    assert re.search(r"profile (smoke|cpu|gpu) ", text), "no profile"
+    assert re.search(r"built \d{4}-\d\d-\d\d \d\d:\d\d UTC", text), "no build date"
+    intro = re.sub(r"<[^>]+>", " ", pages["book/intro"])
+    assert re.search(r"at commit\s+[0-9a-f]{7}", intro), "the intro does not name the commit"
+    assert 'href="provenance.html"' in pages["book/intro"], "the intro does not link to the provenance page"
