@@ -10,10 +10,12 @@ visible instead of silently renormalised.
 
 Speed: prompts are grouped by ``system``; the common token prefix of a group (the few-shot
 block, a shared header) is encoded once and its key/value cache is shared, read-only, by
-every batch of that group. Batches are left-padded (so the answer position is the last one for
-every row and only its logits are computed), with an attention mask spanning prefix + batch
-and explicit position ids that continue the prefix. ``score_naive`` is the reference: one
-prompt per forward, nothing shared; the tests hold the fast path to it.
+every batch of that group. A batch's rows (the prompts' own tokens, sorted by length) are packed
+into one sequence behind the prefix cache, with a block mask (each row sees the prefix and its own
+earlier tokens) and position ids that continue the prefix in every row; only the logits at each
+row's last token are computed. Prompts without a shared prefix are left-padded into a batch.
+``score_naive`` is the reference: one prompt per forward, nothing shared; the tests hold the fast
+path to it.
 """
 
 from __future__ import annotations
@@ -87,33 +89,23 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _expand_cache(cache, batch: int):
-    """A batch-``batch`` view of a batch-1 cache, leaving the original untouched.
+def _copy_cache(cache):
+    """A copy of a cache that a forward may extend without changing the original.
 
-    ``DynamicLayer.update`` (and its sliding-window subclass) concatenates into new tensors, so
-    expanded (not copied) views are safe to share; other layer kinds fall back to a deep copy
-    and their own ``batch_repeat_interleave``.
+    ``DynamicLayer.update`` concatenates into new tensors, so the copies share the (read-only) prefix
+    tensors; other layer kinds are deep-copied.
     """
     from transformers.cache_utils import DynamicLayer
 
     new = copy.copy(cache)
-    new.layers = []
-    for layer in cache.layers:
-        clone = copy.copy(layer)
-        if isinstance(layer, DynamicLayer):
-            if layer.is_initialized and layer.keys is not None and layer.keys.numel():
-                clone.keys = layer.keys.expand(batch, *layer.keys.shape[1:])
-                clone.values = layer.values.expand(batch, *layer.values.shape[1:])
-        else:
-            clone = copy.deepcopy(layer)
-            clone.batch_repeat_interleave(batch)
-        new.layers.append(clone)
+    new.layers = [copy.copy(layer) if isinstance(layer, DynamicLayer) else copy.deepcopy(layer)
+                  for layer in cache.layers]
     return new
 
 
 @torch.no_grad()
-def _last_logits(model, ids: list[list[int]], pad_id: int, prefix: list[int] | None, prefix_cache) -> torch.Tensor:
-    """Next-token logits (float32) after each left-padded row of ``ids``, continuing ``prefix``."""
+def _last_logits(model, ids: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Next-token logits (float32) after each row of ``ids``, left-padded into one batch."""
     device = _device(model)
     b, width = len(ids), max(len(s) for s in ids)
     input_ids = torch.full((b, width), pad_id, dtype=torch.long)
@@ -121,20 +113,69 @@ def _last_logits(model, ids: list[list[int]], pad_id: int, prefix: list[int] | N
     for r, seq in enumerate(ids):
         input_ids[r, width - len(seq) :] = torch.tensor(seq)
         mask[r, width - len(seq) :] = 1
-    offset = len(prefix) if prefix else 0
-    position_ids = (offset + mask.cumsum(1) - 1).clamp(min=offset)  # pads get any valid position
-    kwargs: dict = {"use_cache": False}
-    if prefix:
-        mask = torch.cat([torch.ones((b, offset), dtype=torch.long), mask], dim=1)
-        kwargs = {"cache": _expand_cache(prefix_cache, b), "use_cache": True}
-    out = model(
-        input_ids=input_ids.to(device),
-        attention_mask=mask.to(device),
-        position_ids=position_ids.to(device),
-        logits_to_keep=1,
-        **kwargs,
-    )
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)  # pads get any valid position
+    out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
+                logits_to_keep=1, use_cache=False)
     return out.logits[:, -1, :].float()
+
+
+def _layer_kinds(model, cache, prefix_len: int) -> dict[str, tuple[int | None, int]]:
+    """Per attention kind of the model's layers: (sliding window or None, prefix keys its cache keeps).
+
+    A sliding-window layer's cache keeps only the last ``window - 1`` keys of the prefix.
+    """
+    config = getattr(model.config, "text_config", None) or model.config
+    types = list(getattr(config, "layer_types", None) or ["full_attention"])
+    kinds = {}
+    for kind in dict.fromkeys(types):
+        if kind == "sliding_attention":
+            layer = cache.layers[types.index(kind)]
+            kinds[kind] = (getattr(config, "sliding_window", None), int(layer.keys.shape[-2]))
+        else:
+            kinds[kind] = (None, prefix_len)
+    return kinds
+
+
+def _packed_mask(q_pos: torch.Tensor, q_row: torch.Tensor, k_pos: torch.Tensor, k_row: torch.Tensor,
+                 window: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (1, 1, Q, K) mask: a query sees keys of the shared prefix (row -1) and of its own row,
+    at positions not after its own (and within ``window`` for sliding-window layers)."""
+    allowed = ((k_row[None, :] == -1) | (k_row[None, :] == q_row[:, None])) & (k_pos[None, :] <= q_pos[:, None])
+    if window is not None:
+        allowed &= (q_pos[:, None] - k_pos[None, :]) < window
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+
+
+@torch.no_grad()
+def _packed_last_logits(model, rows: list[list[int]], prefix_len: int, prefix_cache) -> torch.Tensor:
+    """Next-token logits (float32) after each row, all rows continuing one shared prefix.
+
+    The rows are packed into one sequence behind the prefix's key/value cache (batch 1, never copied per
+    row): each token attends to the prefix and to the earlier tokens of its own row, and positions
+    continue the prefix in every row. A left-padded batch would need the prefix cache expanded and
+    concatenated for every row, which costs more than the rows themselves when the prefix is long.
+    """
+    device = _device(model)
+    lengths = torch.tensor([len(r) for r in rows])
+    q_row = torch.repeat_interleave(torch.arange(len(rows)), lengths)
+    starts = torch.cumsum(lengths, 0) - lengths
+    q_pos = prefix_len + torch.arange(int(lengths.sum())) - torch.repeat_interleave(starts, lengths)
+    dtype = next(model.parameters()).dtype
+    masks = {}
+    for kind, (window, kept) in _layer_kinds(model, prefix_cache, prefix_len).items():
+        k_pos = torch.cat([torch.arange(prefix_len - kept, prefix_len), q_pos])
+        k_row = torch.cat([torch.full((kept,), -1), q_row])
+        masks[kind] = _packed_mask(q_pos, q_row, k_pos, k_row, window, dtype).to(device)
+    mask = masks["full_attention"] if set(masks) == {"full_attention"} else masks
+    out = model(
+        input_ids=torch.tensor([[t for r in rows for t in r]], device=device),
+        attention_mask=mask,
+        position_ids=q_pos[None].to(device),
+        cache=_copy_cache(prefix_cache),
+        use_cache=True,
+        logits_to_keep=(torch.cumsum(lengths, 0) - 1).to(device),
+    )
+    return out.logits[0].float()
 
 
 @torch.no_grad()
@@ -207,7 +248,7 @@ def score_batched(
         cache = _prefix_cache(model, prefix) if prefix else None
         for batch in batches:
             rows = [token_ids[i][len(prefix) :] for i in batch]
-            logits = _last_logits(model, rows, pad_id, prefix, cache)
+            logits = _packed_last_logits(model, rows, len(prefix), cache) if prefix else _last_logits(model, rows, pad_id)
             for r, i in enumerate(batch):
                 raw[i] = _label_probs(logits[r : r + 1], label_ids(prompts[i].labels))[0]
             if bar is not None:
