@@ -20,7 +20,8 @@ import numpy as np
 import yaml
 
 from persona.engine import Engine
-from persona.engine.scoring import ScoreResult, common_prefix_len
+from persona.engine.packing import common_prefix_len
+from persona.engine.scoring import ScoreResult
 from persona.papi import experiment as ex
 from persona.papi.methods.dpo import DPOSettings, preference_pairs
 from persona.papi.methods.base import split_known

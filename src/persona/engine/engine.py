@@ -91,12 +91,14 @@ class Engine:
     def generate(
         self, prompts: Sequence[MCPrompt], *, max_new_tokens: int = 15, skip_special_tokens: bool = True
     ) -> list[str]:
-        """Greedy continuations (new text only) of each prompt."""
+        """Greedy continuations (new text only) of each prompt; prompts with the same ``system`` share
+        the encoding of their common prefix (as in ``score``)."""
         return generate_greedy(
             self.model,
             self.tokenizer,
             [self.encode(p) for p in prompts],
             pad_id=self.pad_id,
+            systems=[p.system for p in prompts] if self.cache_prefix else None,
             batch_size=self.batch_size,
             max_new_tokens=max_new_tokens,
             skip_special_tokens=skip_special_tokens,

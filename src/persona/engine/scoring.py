@@ -9,20 +9,16 @@ mass that fell on them is reported, so a prompt the model does not answer with a
 visible instead of silently renormalised.
 
 Speed: prompts are grouped by ``system``; the common token prefix of a group (the few-shot
-block, a shared header) is encoded once and its key/value cache is shared, read-only, by
-every batch of that group. A batch's rows (the prompts' own tokens, sorted by length) are packed
-into one sequence behind the prefix cache, with a block mask (each row sees the prefix and its own
-earlier tokens) and position ids that continue the prefix in every row; only the logits at each
-row's last token are computed. Prompts without a shared prefix are left-padded into a batch.
+block, a shared header) is encoded once and a batch's rows are packed behind it
+(``persona.engine.packing``); only the logits at each row's last token are computed. Prompts
+without a shared prefix are left-padded into a batch.
 ``score_naive`` is the reference: one prompt per forward, nothing shared; the tests hold the fast
 path to it.
 """
 
 from __future__ import annotations
 
-import copy
 import string
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -30,9 +26,9 @@ import numpy as np
 import torch
 
 from persona.engine.items import MCPrompt
+from persona.engine.packing import Packed, device_of, plan, prefix_cache, row_ends
 
 STRIP_CHARS = string.whitespace + "()[]{}.,:;!?'\"*_`-"
-MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache costs more than it saves
 
 
 @dataclass
@@ -74,39 +70,10 @@ def label_token_ids(vocab: Sequence[str], labels: Sequence[str], special_ids: se
     return out
 
 
-def common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for s in seqs[1:]:
-        k = 0
-        while k < n and s[k] == first[k]:
-            k += 1
-        n = k
-    return n
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _copy_cache(cache):
-    """A copy of a cache that a forward may extend without changing the original.
-
-    ``DynamicLayer.update`` concatenates into new tensors, so the copies share the (read-only) prefix
-    tensors; other layer kinds are deep-copied.
-    """
-    from transformers.cache_utils import DynamicLayer
-
-    new = copy.copy(cache)
-    new.layers = [copy.copy(layer) if isinstance(layer, DynamicLayer) else copy.deepcopy(layer)
-                  for layer in cache.layers]
-    return new
-
-
 @torch.no_grad()
 def _last_logits(model, ids: list[list[int]], pad_id: int) -> torch.Tensor:
     """Next-token logits (float32) after each row of ``ids``, left-padded into one batch."""
-    device = _device(model)
+    device = device_of(model)
     b, width = len(ids), max(len(s) for s in ids)
     input_ids = torch.full((b, width), pad_id, dtype=torch.long)
     mask = torch.zeros((b, width), dtype=torch.long)
@@ -117,73 +84,6 @@ def _last_logits(model, ids: list[list[int]], pad_id: int) -> torch.Tensor:
     out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
                 logits_to_keep=1, use_cache=False)
     return out.logits[:, -1, :].float()
-
-
-def _layer_kinds(model, cache, prefix_len: int) -> dict[str, tuple[int | None, int]]:
-    """Per attention kind of the model's layers: (sliding window or None, prefix keys its cache keeps).
-
-    A sliding-window layer's cache keeps only the last ``window - 1`` keys of the prefix.
-    """
-    config = getattr(model.config, "text_config", None) or model.config
-    types = list(getattr(config, "layer_types", None) or ["full_attention"])
-    kinds = {}
-    for kind in dict.fromkeys(types):
-        if kind == "sliding_attention":
-            layer = cache.layers[types.index(kind)]
-            kinds[kind] = (getattr(config, "sliding_window", None), int(layer.keys.shape[-2]))
-        else:
-            kinds[kind] = (None, prefix_len)
-    return kinds
-
-
-def _packed_mask(q_pos: torch.Tensor, q_row: torch.Tensor, k_pos: torch.Tensor, k_row: torch.Tensor,
-                 window: int | None, dtype: torch.dtype) -> torch.Tensor:
-    """Additive (1, 1, Q, K) mask: a query sees keys of the shared prefix (row -1) and of its own row,
-    at positions not after its own (and within ``window`` for sliding-window layers)."""
-    allowed = ((k_row[None, :] == -1) | (k_row[None, :] == q_row[:, None])) & (k_pos[None, :] <= q_pos[:, None])
-    if window is not None:
-        allowed &= (q_pos[:, None] - k_pos[None, :]) < window
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
-
-
-@torch.no_grad()
-def _packed_last_logits(model, rows: list[list[int]], prefix_len: int, prefix_cache) -> torch.Tensor:
-    """Next-token logits (float32) after each row, all rows continuing one shared prefix.
-
-    The rows are packed into one sequence behind the prefix's key/value cache (batch 1, never copied per
-    row): each token attends to the prefix and to the earlier tokens of its own row, and positions
-    continue the prefix in every row. A left-padded batch would need the prefix cache expanded and
-    concatenated for every row, which costs more than the rows themselves when the prefix is long.
-    """
-    device = _device(model)
-    lengths = torch.tensor([len(r) for r in rows])
-    q_row = torch.repeat_interleave(torch.arange(len(rows)), lengths)
-    starts = torch.cumsum(lengths, 0) - lengths
-    q_pos = prefix_len + torch.arange(int(lengths.sum())) - torch.repeat_interleave(starts, lengths)
-    dtype = next(model.parameters()).dtype
-    masks = {}
-    for kind, (window, kept) in _layer_kinds(model, prefix_cache, prefix_len).items():
-        k_pos = torch.cat([torch.arange(prefix_len - kept, prefix_len), q_pos])
-        k_row = torch.cat([torch.full((kept,), -1), q_row])
-        masks[kind] = _packed_mask(q_pos, q_row, k_pos, k_row, window, dtype).to(device)
-    mask = masks["full_attention"] if set(masks) == {"full_attention"} else masks
-    out = model(
-        input_ids=torch.tensor([[t for r in rows for t in r]], device=device),
-        attention_mask=mask,
-        position_ids=q_pos[None].to(device),
-        cache=_copy_cache(prefix_cache),
-        use_cache=True,
-        logits_to_keep=(torch.cumsum(lengths, 0) - 1).to(device),
-    )
-    return out.logits[0].float()
-
-
-@torch.no_grad()
-def _prefix_cache(model, prefix: list[int]):
-    device = _device(model)
-    ids = torch.tensor([prefix], device=device)
-    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
-    return out.cache
 
 
 def _label_probs(logits: torch.Tensor, label_ids: list[list[int]]) -> np.ndarray:
@@ -214,6 +114,7 @@ def _n_options(prompts: Sequence[MCPrompt]) -> int:
 LabelIds = Callable[[tuple[str, ...]], list[list[int]]]
 
 
+@torch.no_grad()
 def score_batched(
     model,
     prompts: Sequence[MCPrompt],
@@ -228,27 +129,21 @@ def score_batched(
     """The fast path (see module docstring); ``token_ids[i]`` is ``prompts[i]`` encoded."""
     n_opt = _n_options(prompts)
     raw = np.zeros((len(prompts), n_opt))
-    groups: dict[str | None, list[int]] = defaultdict(list)
-    for i, prompt in enumerate(prompts):
-        groups[prompt.system if cache_prefix else None].append(i)
-    plan = []  # (prefix, batch of prompt indices)
-    for idx in groups.values():
-        seqs = [token_ids[i] for i in idx]
-        shared = common_prefix_len(seqs) if cache_prefix and len(idx) > 1 else 0
-        shared = min(shared, min(len(s) for s in seqs) - 1)  # every row keeps >= 1 own token
-        prefix = list(seqs[0][:shared]) if shared >= MIN_SHARED_PREFIX else []
-        idx = sorted(idx, key=lambda i: len(token_ids[i]))
-        plan.append((prefix, [idx[k : k + batch_size] for k in range(0, len(idx), batch_size)]))
+    groups = plan([p.system for p in prompts], token_ids, batch_size, cache_prefix)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(len(b) for _, b in plan), desc="scoring batches")
-    for prefix, batches in plan:
-        cache = _prefix_cache(model, prefix) if prefix else None
+        bar = tqdm(total=sum(len(b) for _, b in groups), desc="scoring batches")
+    for prefix, batches in groups:
+        cache = prefix_cache(model, prefix) if prefix else None
         for batch in batches:
             rows = [token_ids[i][len(prefix) :] for i in batch]
-            logits = _packed_last_logits(model, rows, len(prefix), cache) if prefix else _last_logits(model, rows, pad_id)
+            if prefix:
+                positions = [list(range(len(prefix), len(prefix) + len(r))) for r in rows]
+                logits = Packed.start(model, prefix, cache).extend(rows, positions, row_ends(rows))
+            else:
+                logits = _last_logits(model, rows, pad_id)
             for r, i in enumerate(batch):
                 raw[i] = _label_probs(logits[r : r + 1], label_ids(prompts[i].labels))[0]
             if bar is not None:
@@ -263,7 +158,7 @@ def score_naive(model, prompts: Sequence[MCPrompt], token_ids: Sequence[list[int
     """Reference path: one unpadded prompt per forward, full logits, no cache, no sharing."""
     n_opt = _n_options(prompts)
     raw = np.zeros((len(prompts), n_opt))
-    device = _device(model)
+    device = device_of(model)
     for i, (prompt, ids) in enumerate(zip(prompts, token_ids)):
         logits = model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits[:, -1, :].float()
         raw[i] = _label_probs(logits, label_ids(prompt.labels))[0]
