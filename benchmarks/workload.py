@@ -1,50 +1,57 @@
-"""How many tokens the alignment notebook pushes through the model per subject, for a profile.
+"""How many tokens the alignment notebook pushes through the model, for a profile.
 
     python benchmarks/workload.py --profile gpu --tokens-per-second 20000
 
-Runs the real methods of ``02_alignment`` (prompt baselines and every PAS variant) for one subject, but
-with an engine that counts tokens instead of computing: each ``score`` call is rendered and tokenised
-exactly as the real engine would, the shared prefix of a system prompt is counted once per call (as the
-real engine encodes it once), and every prompt's own suffix is counted. DPO is counted from its preference
-pairs: per step ``batch`` pairs, chosen and rejected, forward + backward (~3 forward passes) plus the
-reference forward. The count is exact for the given tokenizer; turning it into time needs a throughput,
-which is an assumption you pass in (measure it on your GPU with ``benchmarks/bench_engine.py``).
+Runs the real methods of ``02_alignment`` (prompt baselines, every PAS variant, in both pipelines) for one
+subject of the profile's sample, with an engine that counts tokens instead of computing: each ``score`` or
+``answer`` call is rendered and tokenised exactly as the real engine would, a group's shared prefix is
+counted once per call (as the real engine encodes it once), every prompt's own tokens are counted, and a
+generated answer adds ``max_new_tokens`` decoding steps. DPO is counted from its settings: per step
+``batch_size`` prompts forward and backward (about three forward passes), the reference once per prompt,
+and a validation of the held-out known items every ``eval_every`` steps, for every learning rate. The
+count is exact for the given tokenizer; turning it into time needs a throughput, an assumption you pass in
+(measure it on your GPU with ``benchmarks/bench_engine.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 
 import numpy as np
-import yaml
 
 from persona.engine import Engine
-from persona.engine.packing import common_prefix_len
+from persona.engine.packing import plan
+from persona.engine.parsing import GenerationResult
 from persona.engine.scoring import ScoreResult
 from persona.papi import experiment as ex
-from persona.papi.methods.dpo import DPOSettings, preference_pairs
 from persona.papi.methods.base import split_known
-from persona.paths import REPO_ROOT
+from persona.papi.methods.dpo import preference_pairs
+from persona.runbook import load_profile
+from persona.timing import StageTimer
 
 
 class CountingEngine(Engine):
-    """An ``Engine`` whose ``score`` only counts the tokens the real one would encode (uniform answers)."""
+    """An ``Engine`` that only counts the tokens the real one would encode (uniform answers)."""
 
     def __init__(self, model, tokenizer) -> None:
         super().__init__(model, tokenizer)
         self.tokens = 0
 
-    def score(self, prompts, *, progress: bool = False) -> ScoreResult:
-        groups: dict[object, list[list[int]]] = defaultdict(list)
-        for prompt in prompts:
-            groups[prompt.system].append(self.encode(prompt))
-        for seqs in groups.values():
-            shared = common_prefix_len(seqs) if len(seqs) > 1 else 0
-            self.tokens += shared + sum(len(s) - shared for s in seqs)
+    def _count(self, prompts) -> None:
+        ids = [self.encode(p) for p in prompts]
+        for prefix, batches in plan([p.system for p in prompts], ids, self.batch_size):
+            self.tokens += len(prefix) + sum(len(ids[i]) - len(prefix) for batch in batches for i in batch)
+
+    def score(self, prompts, *, progress: bool = False, label_ids=None) -> ScoreResult:
+        self._count(prompts)
         n = len(prompts)
         probs = np.full((n, len(prompts[0].labels) if n else 5), 1.0 / 5)
         return ScoreResult(probs=probs, mass=np.ones(n), raw=probs)
+
+    def answer(self, prompts, *, max_new_tokens: int = 15, **kwargs) -> GenerationResult:
+        self._count(prompts)
+        self.tokens += max_new_tokens * len(prompts)
+        return GenerationResult(texts=["C"] * len(prompts), outcome=[2] * len(prompts))
 
 
 def main() -> None:
@@ -57,43 +64,49 @@ def main() -> None:
 
     from persona.models import load_model
 
-    params = yaml.safe_load((REPO_ROOT / "profiles" / f"{args.profile}.yaml").read_text())["02_alignment"]
-    setup = ex.papi_setup(1, params.get("n_test_per_domain"), params.get("n_known_per_domain"))
+    params = load_profile(args.profile)["02_alignment"]
+    settings = ex.settings_from(params)
+    setup = ex.papi_setup(ex.AlignmentSettings(**{**settings.__dict__, "n_subjects": 1}))
     model, tokenizer = load_model(args.tokenizer_model)
     engine = CountingEngine(model, tokenizer)
-    layout_heads = (model.config.num_hidden_layers, model.config.num_attention_heads,
-                    model.config.hidden_size // model.config.num_attention_heads)
-    activations = np.random.default_rng(0).normal(size=(len(setup.known), 2, *layout_heads)).astype(np.float32)
-    names = ["no-change", "few-shot[paper]", "few-shot[corrected]", "p2", "pas[paper,paper]",
-             "pas[paper,corrected]", "pas[honest,corrected]", "pas[honest,no-fs,corrected]"]
+    shape = (model.config.num_hidden_layers, model.config.num_attention_heads,
+             model.config.hidden_size // model.config.num_attention_heads)
+    fake = np.random.default_rng(0).normal(size=(len(setup.known), 4, *shape)).astype(np.float32)
+    activations = ex.Activations(engine, setup, StageTimer())
+    activations._done = {"content": fake, "palign": fake[:, :2]}
     subject = setup.subjects[0]
     rows = []
+    names = [*settings.methods, *(f"{m}@palign" for m in settings.palign_methods)]
     for name in names:
-        method = ex.make_method(name, engine, setup, activations=activations, alphas=params.get("alphas"))
+        method = ex.make_method(name, engine, setup, settings, activations=activations)
         engine.tokens = 0
         method.fit(subject, setup.known)
         method.answer(setup.test)
         rows.append((name, engine.tokens))
-    settings = DPOSettings(max_steps=params["dpo_max_steps"], eval_every=params["dpo_eval_every"],
-                           batch_size=params["dpo_batch_size"])
-    fit_items, val_items = split_known(setup.known, val_fraction=settings.val_fraction, seed=settings.seed)
-    pairs = preference_pairs(engine, subject, fit_items, "corrected")
-    pair_tokens = np.mean([len(tokenizer(p["prompt"], add_special_tokens=False)["input_ids"]) + 1 for p in pairs])
-    train = settings.max_steps * settings.batch_size * 2 * pair_tokens * 4  # fwd+bwd (~3) + reference fwd
+    dpo = settings.dpo
+    fit_items, val_items = split_known(setup.known, val_fraction=dpo.val_fraction, seed=dpo.seed)
+    pairs = preference_pairs(engine, subject, setup.known, "corrected")
+    prompt_tokens = np.mean([len(tokenizer(p["prompt"], add_special_tokens=False)["input_ids"]) for p in pairs])
     engine.tokens = 0
-    ex.make_method("no-change", engine, setup).answer(val_items)  # one validation Score
-    validation = engine.tokens * ex.n_validations(settings.max_steps, settings.eval_every)
-    rows.append(("dpo[corrected] (forward-equivalent)", int(train + validation)))
+    ex.make_method("no-change", engine, setup, settings).answer(val_items)
+    per_validation = engine.tokens
+    steps = dpo.max_steps * len(dpo.learning_rates) + dpo.max_steps  # search at most, then the refit
+    validations = (dpo.max_steps // dpo.eval_every + 1) * len(dpo.learning_rates)
+    dpo_tokens = int(steps * dpo.batch_size * prompt_tokens * 3 + len(pairs) * prompt_tokens
+                     + validations * per_validation)
+    rows.append((f"{settings.dpo_method} (forward-equivalent, at most)", dpo_tokens))
 
-    n_subjects = params.get("n_subjects") or 300
-    dpo_subjects = params.get("dpo_subjects", n_subjects)
-    per_subject_prompt = sum(t for _, t in rows[:-1])
-    total = per_subject_prompt * n_subjects + rows[-1][1] * dpo_subjects
+    n_subjects = settings.n_subjects or 300
+    palign_subjects = settings.palign_subjects or n_subjects
+    per_subject = sum(t for name, t in rows[:-1] if "@palign" not in name)
+    palign = sum(t for name, t in rows[:-1] if "@palign" in name)
+    total = per_subject * n_subjects + palign * palign_subjects + dpo_tokens * settings.dpo_subjects
     print(f"profile {args.profile}: {len(setup.known)} known, {len(setup.test)} test items; "
           f"tokenizer of {args.tokenizer_model}")
     for name, tokens in rows:
-        print(f"  {name:40s} {tokens:>12,d} tokens per subject")
-    print(f"  total for {n_subjects} subjects (DPO on {dpo_subjects}): {total:,.0f} forward-equivalent tokens")
+        print(f"  {name:48s} {tokens:>12,d} tokens per subject")
+    print(f"  total for {n_subjects} subjects (PAlign pipeline on {palign_subjects}, DPO on "
+          f"{settings.dpo_subjects}): {total:,.0f} forward-equivalent tokens")
     if args.tokens_per_second:
         print(f"  at an assumed {args.tokens_per_second:,.0f} tokens/s: {total / args.tokens_per_second / 3600:.1f} h")
 

@@ -11,8 +11,8 @@ from methods_fixtures import papi_items, per_domain
 from persona.engine import Engine, ScoreResult
 from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
 from persona.papi import Item, Subject
-from persona.papi.methods.base import AnswerMode, Answers, Method, few_shot_system, score_items, selection_score
-from persona.papi.methods.pas import PAS, contrast_activations
+from persona.papi.methods.base import AnswerMode, Answers, Method, few_shot_system, score_items, selection_loss
+from persona.papi.methods.pas import CONTENT, PALIGN, PAS, agree_directions, contrast_activations, dose_response
 from persona.papi.methods.prompting import FewShot, NoChange, PersonalityPrompt
 
 
@@ -52,11 +52,23 @@ def test_orders_are_averaged_in_identity_order():
 def test_prompts_end_with_the_answer_cue_and_letter_mass_is_kept():
     engine = LetterABias()
     answers = score_items(engine, [ITEM_PLUS, ITEM_MINUS], system=None)
-    assert [p.assistant_prefix for p in engine.prompts] == ["("] * 4
+    assert [p.assistant_prefix for p in engine.prompts] == ["("] * 6  # 2 items x 2 orders + 2 content-free
     np.testing.assert_allclose(answers.mass, [1.0, 1.0])
     assert answers.frame()["label_mass"].tolist() == [1.0, 1.0]
-    score_items(engine, [ITEM_PLUS], system=None, cue="")
+    score_items(engine, [ITEM_PLUS], system=None, mode=AnswerMode(cue=""))
     assert engine.prompts[-1].assistant_prefix == ""
+
+
+def test_each_order_and_its_content_free_prior_are_kept():
+    engine = LetterABias()
+    answers = score_items(engine, [ITEM_PLUS], system=None)
+    frame = answers.frame()
+    columns = [[f"{kind}{v}_{tag}" for v in (5, 4, 3, 2, 1)] for kind, tag in (("p", "orig"), ("p", "rev"), ("cf", "orig"))]
+    np.testing.assert_allclose(frame[columns[0]].iloc[0], [0.6, 0.1, 0.1, 0.1, 0.1])
+    np.testing.assert_allclose(frame[columns[1]].iloc[0], [0.1, 0.1, 0.1, 0.1, 0.6])
+    # the stub's letter bias is the same for the content-free question: calibration removes it entirely
+    np.testing.assert_allclose(frame[columns[2]].iloc[0], [0.6, 0.1, 0.1, 0.1, 0.1])
+    assert "N/A" in engine.prompts[-1].user.upper()
 
 
 def test_few_shot_prompt_per_convention():
@@ -108,29 +120,46 @@ def test_no_change_is_subject_independent_and_cached(tiny_setup):
     assert method.answer(test) is method.answer(test)
 
 
-def test_pas_paper_protocol_never_worse_than_alpha_zero(tiny_setup, tmp_path, monkeypatch):
-    monkeypatch.setenv("PERSONA_CACHE_DIR", str(tmp_path))
+def test_pas_paper_protocol_never_worse_than_alpha_zero(tiny_setup):
     engine, subject, known, test = tiny_setup
-    acts = contrast_activations(engine, known)
+    acts = contrast_activations(engine, known, PALIGN)
     assert acts.shape == (len(known), 2, 2, 4, 16)
-    np.testing.assert_array_equal(contrast_activations(engine, known), acts)  # served from the disk cache
-    assert len(list((tmp_path / "pas").glob("*.npy"))) == 1
     for convention in ("paper", "corrected"):
-        pas = PAS(engine, engine.model, acts, known, protocol="paper", test_items=test, convention=convention,
-                  k=4, alphas=(0, 2, 8))
+        pas = PAS(engine, acts, known, contrast=PALIGN, protocol="paper", test_items=test, convention=convention,
+                  k_share=0.5, alphas=(0, 2, 8))
         pas.fit(subject, known)
         few = FewShot(engine, convention)
         few.fit(subject, known)
         base = few.answer(test)
         np.testing.assert_allclose(pas._answers[(tuple(i.number for i in test), 0)].probs, base.probs, atol=1e-9)
-        chosen = selection_score(pas.answer(test), subject, test, convention)
-        assert chosen <= selection_score(base, subject, test, convention) + 1e-12
-        assert chosen == min(pas.sweep.values())
+        chosen = selection_loss(pas.answer(test), subject, test, convention)
+        assert chosen <= selection_loss(base, subject, test, convention) + 1e-12
+        assert chosen == min(t["loss"] for t in pas.trace)
+        assert [t["alpha"] for t in pas.trace] == [0, 2, 8] and all(t["on"] == "test" for t in pas.trace)
+
+
+def test_content_contrasts_balance_letters_within_each_class(tiny_setup):
+    engine, _, known, _ = tiny_setup
+    texts = CONTENT.texts(engine, known[0])
+    assert len(texts) == 4 and CONTENT.agree == (True, False, True, False)
+    # original order: agree = A, disagree = E; reversed: agree = E, disagree = A; every prompt ends with the cue
+    assert [t[-2:] for t in texts] == ["(A", "(E", "(E", "(A"]
+    assert contrast_activations(engine, known[:3], CONTENT).shape == (3, 4, 2, 4, 16)
+
+
+def test_positive_control_moves_the_expected_answer_both_ways(tiny_setup):
+    engine, _, known, test = tiny_setup
+    acts = contrast_activations(engine, known, CONTENT)
+    directions = agree_directions(acts, CONTENT, k=4)
+    curve = dose_response(engine, test[:4], directions, alphas=(-8, 0, 8))
+    assert set(curve["order"]) == {"original", "reversed", "both"}
+    means = curve[curve["order"] == "both"].groupby("alpha")["expected"].mean()
+    assert means.loc[-8] != means.loc[0] != means.loc[8]  # the hook reaches the answers
 
 
 def test_pas_honest_protocol_never_sees_test_items(tiny_setup):
     engine, subject, known, test = tiny_setup
-    acts = contrast_activations(engine, known, cache=False)
+    acts = contrast_activations(engine, known)
 
     class Recording:
         def __init__(self, inner):
@@ -141,9 +170,11 @@ def test_pas_honest_protocol_never_sees_test_items(tiny_setup):
             return self.inner.score(prompts)
 
     recorder = Recording(engine)
-    pas = PAS(recorder, engine.model, acts, known, protocol="honest", k=4, alphas=(0, 4))
+    recorder.model, recorder.tokenizer = engine.model, engine.tokenizer
+    pas = PAS(recorder, acts, known, protocol="honest", k_share=0.5, alphas=(0, 4))
     pas.fit(subject, known)
-    assert pas.alpha in (0, 4) and set(pas.sweep) == {0, 4}
+    assert pas.alpha in (0, 4) and [t["alpha"] for t in pas.trace] == [0, 4]
+    assert all(t["on"] == "validation" for t in pas.trace) and pas.trace[-1]["wall_s"] >= pas.trace[0]["wall_s"]
     assert recorder.users and not any(item.text.lower() in u for item in test for u in recorder.users)
     answers = pas.answer(test)
     assert answers.info["alpha"] == pas.alpha and answers.probs.shape == (len(test), 5)
@@ -152,36 +183,11 @@ def test_pas_honest_protocol_never_sees_test_items(tiny_setup):
 def test_pas_with_hooks_leaves_model_unchanged(tiny_setup):
     engine, subject, known, test = tiny_setup
     before = score_items(engine, test[:3], None).probs
-    acts = contrast_activations(engine, known, cache=False)
-    pas = PAS(engine, engine.model, acts, known, protocol="paper", test_items=test, k=4, alphas=(0, 8))
+    acts = contrast_activations(engine, known)
+    pas = PAS(engine, acts, known, protocol="paper", test_items=test, k_share=0.5, alphas=(0, 8))
     pas.fit(subject, known)
     np.testing.assert_array_equal(score_items(engine, test[:3], None).probs, before)
     assert isinstance(pas, Method) and isinstance(Answers((), np.zeros((0, 5))).frame(), object)
-
-
-def test_validation_count_and_projected_ratio_by_hand():
-    import pandas as pd
-
-    from persona.papi.cost import n_validations, projected_ratio
-
-    assert n_validations(10, 5) == 3  # steps 0, 5, 10
-    assert n_validations(4, 3) == 3  # steps 0, 3 and the last one, 4
-    times = pd.DataFrame([
-        {"stage": "pas/activations", "method": "pas", "subject": None, "wall_s": 20.0, "total": False},
-        {"stage": "fit", "method": "pas", "subject": 1, "wall_s": 30.0, "total": True},
-        {"stage": "fit", "method": "pas", "subject": 2, "wall_s": 30.0, "total": True},
-        {"stage": "dpo/train", "method": "dpo", "subject": 1, "wall_s": 40.0, "total": False},
-        {"stage": "dpo/validate", "method": "dpo", "subject": 1, "wall_s": 6.0, "total": False},
-        {"stage": "fit", "method": "dpo", "subject": 1, "wall_s": 50.0, "total": True},
-        {"stage": "dpo/train", "method": "dpo", "subject": 2, "wall_s": 40.0, "total": False},
-        {"stage": "dpo/validate", "method": "dpo", "subject": 2, "wall_s": 6.0, "total": False},
-        {"stage": "fit", "method": "dpo", "subject": 2, "wall_s": 50.0, "total": True},
-    ])
-    out = projected_ratio(times, "pas", "dpo", steps_run=4, eval_every=2, steps=[4, 40]).set_index("dpo_steps")
-    # PAS: 30 + 20/2 = 40 s. DPO: 4 s fixed, 10 s/step, 2 s per validation (3 of them at 4 steps)
-    assert out.loc[4, "dpo_s"] == pytest.approx(50.0)
-    assert out.loc[40, "dpo_s"] == pytest.approx(4 + 400 + 21 * 2)
-    assert out.loc[40, "ratio"] == pytest.approx(40 / 446)
 
 
 class ScriptedGenerator:
@@ -222,9 +228,9 @@ def test_every_method_runs_in_generation_mode_on_a_real_tiny_model(tiny_setup):
     """Generation mode on a real engine: greedy text is parsed, PAS steers generation, answers are 1..5 or NaN."""
     engine, subject, known, test = tiny_setup
     generating = AnswerMode(kind="generation", max_new_tokens=3)
-    acts = contrast_activations(engine, known, cache=False)
+    acts = contrast_activations(engine, known)
     methods = [NoChange(engine, generating), FewShot(engine, "corrected", generating),
-               PAS(engine, engine.model, acts, known, protocol="honest", k=4, alphas=(0, 4), mode=generating)]
+               PAS(engine, acts, known, protocol="honest", k_share=0.5, alphas=(0, 4), mode=generating)]
     for method in methods:
         method.fit(subject, known)
         answers = method.answer(test)

@@ -104,3 +104,49 @@ def test_invalid_predictions_are_rejected():
         metrics.score(_predictions({99: {1: 3}}), TRUTH, "paper")
     with pytest.raises(ValueError, match="convention"):
         metrics.score(_predictions({1: {1: 3}}), TRUTH, "other")  # type: ignore[arg-type]
+
+
+def _prob_rows(subject, probs_by_item, prior=None, method="m"):
+    """Prediction rows with per-order probabilities (the same in both orders) and an optional prior."""
+    rows = []
+    for item, p in probs_by_item.items():
+        row = {"method": method, "subject": subject, "item": item, "predicted": 5 - int(np.argmax(p))}
+        for tag in ("orig", "rev"):
+            for k, v in enumerate((5, 4, 3, 2, 1)):
+                row[f"p{v}_{tag}"] = p[k]
+                row[f"cf{v}_{tag}"] = (prior if prior is not None else [0.2] * 5)[k]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_endpoints_expected_answer_and_rank_correlation_by_hand():
+    # subject 2 ticked (agreement) 2,4 | 3,3 | 5,5 | 3,3 | 3,3 on items 1..10 (odd items are '-')
+    middle = [0.1, 0.1, 0.6, 0.1, 0.1]  # expected 3.0, chosen "Neither"
+    follow = {i: np.eye(5)[5 - int(TRUTH.set_index(["subject", "item"]).loc[(2, i), "agreement"])] for i in range(1, 11)}
+    preds = pd.concat([_prob_rows(2, dict.fromkeys(range(1, 11), middle), method="neither"),
+                       _prob_rows(2, follow, method="copy")])
+    table = metrics.endpoints(preds, TRUTH, "corrected").set_index(["method", "calibration", "view"])
+    neither = table.loc[("neither", "raw", "both")]
+    assert neither["score"] == pytest.approx(3.0)  # |3 - agreement| summed over domain means: A 1, E 2
+    assert neither["expected_score"] == pytest.approx(3.0)
+    assert np.isnan(neither["rho"]) and neither["neither"] == 1.0  # a constant answer has no rank correlation
+    copy = table.loc[("copy", "raw", "both")]
+    assert copy["score"] == 0.0 and copy["rho"] == pytest.approx(1.0)
+
+
+def test_calibration_removes_a_letter_prior():
+    # every item: the model prefers option C by the same factor the content-free prior does -> flat after calibration
+    prior = np.array([0.1, 0.1, 0.6, 0.1, 0.1])
+    tilted = prior * np.array([2.0, 1, 1, 1, 1])  # the item itself favours "Very Accurate"
+    preds = _prob_rows(2, dict.fromkeys(range(1, 11), tilted / tilted.sum()), prior=list(prior))
+    raw = metrics.option_probs(preds, "raw", "both")[0]
+    calibrated = metrics.option_probs(preds, "calibrated", "original")[0]
+    assert np.argmax(raw) == 2 and np.argmax(calibrated) == 0
+    np.testing.assert_allclose(calibrated, [2 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6])
+
+
+def test_endpoints_of_a_no_model_predictor_use_its_tick():
+    preds = _predictions({2: S2_TICKS}, method="always-3")
+    table = metrics.endpoints(preds, TRUTH, "corrected")
+    assert list(table[["calibration", "view"]].drop_duplicates().itertuples(index=False)) == [("raw", "both")]
+    assert table["score"].iloc[0] == pytest.approx(3.0) and np.isnan(table["rho"].iloc[0])

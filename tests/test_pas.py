@@ -215,3 +215,52 @@ def test_all_agree_and_all_disagree_subjects_get_opposite_directions():
     assert agree.heads == disagree.heads  # probe accuracy does not depend on which class is "1"
     np.testing.assert_allclose(agree.directions, -disagree.directions, atol=1e-12)
     np.testing.assert_allclose(agree.stds, disagree.stds)
+
+
+def test_probes_converge_on_wide_large_valued_separable_heads_like_gemma():
+    """Gemma-3-270M's heads: 256 wide, values up to |46|, more dimensions than samples (separable data)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x = np.clip(rng.standard_t(3, size=(3, 120, 256)) * 6, -46, 46)
+    x[1, :, :40] = x[1, :1, :40]  # constant columns
+    x[2, 60:] = x[2, :60]  # duplicated samples
+    y = rng.integers(0, 2, 120)
+    weights, intercepts = fit_logistic_batched(x, y)
+    for g in range(3):
+        ref = LogisticRegression(tol=1e-12, max_iter=100_000).fit(x[g], y)
+        assert np.isfinite(weights[g]).all()
+        assert _objective(weights[g], intercepts[g], x[g], y) <= _objective(ref.coef_[0], ref.intercept_[0], x[g], y) + 1e-6
+
+
+def test_an_unsolvable_newton_system_is_damped_not_fatal(monkeypatch):
+    """If a Hessian cannot be solved (the LU failure seen on Gemma), the step is damped and the fit still
+    reaches the optimum."""
+    import torch
+
+    real = torch.linalg.solve_ex
+    calls = {"n": 0}
+
+    def flaky(a, b):
+        calls["n"] += 1
+        result, info = real(a, b)
+        if calls["n"] == 1:  # the first system "fails"
+            return torch.full_like(result, float("nan")), torch.ones_like(info)
+        return result, info
+
+    monkeypatch.setattr(torch.linalg, "solve_ex", flaky)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 40, 6))
+    y = (x[0, :, 0] > 0).astype(int)
+    weights, intercepts = fit_logistic_batched(x, y)
+    monkeypatch.undo()
+    expected_w, expected_b = fit_logistic_batched(x, y)
+    np.testing.assert_allclose(weights, expected_w, atol=1e-6)
+    assert calls["n"] > 1
+
+
+def test_content_labels_follow_the_answered_option_not_the_letter():
+    # variants: (orig agree, orig disagree, rev agree, rev disagree); a subject who agrees with item 0 and
+    # disagrees with item 1
+    kept, labels = contrast_labels(np.array([5, 1]), (True, False, True, False))
+    np.testing.assert_array_equal(labels, [1, 0, 1, 0, 0, 1, 0, 1])

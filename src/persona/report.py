@@ -22,9 +22,20 @@ def fmt(value: object, digits: int = 2) -> str:
     """A value as the prose shows it: floats with ``digits`` decimals, NaN as "n/a", the rest as text."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.{digits}f}"
     return str(value)
+
+
+def count(value: object) -> str:
+    """A count as the prose shows it ("1,265"); None or NaN as "n/a" (e.g. no sample size reaches 80%)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{int(value):,}"
 
 
 def pct(value: float, digits: int = 0) -> str:
@@ -32,20 +43,17 @@ def pct(value: float, digits: int = 0) -> str:
     return "n/a" if value != value else f"{100 * value:.{digits}f}%"
 
 
-def glue_all(values: Mapping[str, object], *, prefix: str = "", digits: int = 2) -> dict[str, str]:
-    """Glue every ``prefix + name`` -> formatted value; returns what was glued (for display or tests)."""
+def glue_all(values: Mapping[str, object], *, prefix: str = "", digits: int = 2) -> None:
+    """Glue every ``prefix + name`` -> formatted value (nothing is shown in the page)."""
     from myst_nb import glue
 
-    glued = {}
     for name, value in values.items():
         key = prefix + name
         if not _NAME.match(key):
             raise ValueError(f"glue name {key!r}: use letters, digits and underscores")
-        glued[key] = value if isinstance(value, str) else fmt(value, digits)
-        glue(key, glued[key], display=False)
-    return glued
+        glue(key, value if isinstance(value, str) else fmt(value, digits), display=False)
 
 
-def glue_verdict(key: str, verdict: Verdict) -> dict[str, str]:
+def glue_verdict(key: str, verdict: Verdict) -> None:
     """Glue a verdict's word, its evidence line and its reason under ``key``, ``key_evidence``, ``key_reason``."""
-    return glue_all({key: verdict.verdict, f"{key}_evidence": verdict.evidence, f"{key}_reason": verdict.reason})
+    glue_all({key: verdict.verdict, f"{key}_evidence": verdict.evidence, f"{key}_reason": verdict.reason})

@@ -120,7 +120,7 @@ def capture_last_token(
             ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in chunk], device=device)
             mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in chunk], device=device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # padding must not shift real positions
-            model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+            model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=1)
             stacked = torch.stack(captured, dim=1)  # (batch, layers, width)
             out[start : start + len(chunk)] = stacked.reshape(len(chunk), layout.n_layers, layout.n_heads, -1).numpy()
     finally:

@@ -75,6 +75,34 @@ class StageTimer:
         return pd.DataFrame(rows)
 
 
+class Stopwatch:
+    """Wall and CPU time summed over the intervals it runs: ``with watch: ...``, and inside it
+    ``pause()``/``resume()`` to leave out a nested piece of work timed by another stopwatch."""
+
+    def __init__(self) -> None:
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+        self._start: tuple[float, float] | None = None
+
+    def resume(self) -> None:
+        if self._start is None:
+            self._start = (time.perf_counter(), time.process_time())
+
+    def pause(self) -> None:
+        if self._start is not None:
+            wall0, cpu0 = self._start
+            self.wall_s += time.perf_counter() - wall0
+            self.cpu_s += time.process_time() - cpu0
+            self._start = None
+
+    def __enter__(self) -> "Stopwatch":
+        self.resume()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pause()
+
+
 def maybe_stage(timer: "StageTimer | None", name: str, **meta):
     """``timer.stage(...)`` when a timer is given, else a no-op context (methods time themselves optionally)."""
     return timer.stage(name, **meta) if timer is not None else nullcontext()

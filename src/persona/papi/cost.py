@@ -1,130 +1,115 @@
-"""Optimisation time of PAS against DPO, measured side by side on the same subjects.
+"""Optimisation time of PAS against DPO, read from the alignment runs (nothing is trained twice).
 
-``cost_comparison`` times both methods interleaved per subject (stage by stage, wall and CPU time,
-peak memory); ``cost_by_model`` repeats it per model; ``cost_ratio`` and ``projected_ratio`` turn the
-stage times into the numbers the cost chapter reports.
+Every method's fit in ``persona.papi.experiment.run`` records its stage times and its trace (the
+validation quality after each alpha, or after each DPO validation, with the wall and CPU time spent so
+far). From them:
+
+* ``fit_times``: optimisation time per (method, subject), the ``fit`` total plus an equal share of the
+  subject-independent PAS activations (computed once per model and construction, never read from a cache);
+* ``quality_curves``: validation quality against cumulative optimisation time, per subject and method;
+* ``time_to_quality``: the paper's claim made precise. PAS needs its whole fit (it knows its chosen alpha
+  only at the end of the sweep) to reach its chosen validation quality; DPO needs the time at which its
+  search *first* reaches that same quality, without its refit (a lower bound of DPO's cost, so the ratio
+  errs in DPO's favour). When DPO never reaches it, its whole search is the bound and the ratio is an
+  upper bound (``censored``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
 
-from persona import papi
-from persona.papi.experiment import PapiSetup, make_method, pas_activations
-from persona.papi.methods.dpo import DPOSettings, validation_steps
-from persona.timing import StageTimer, amortised_total, interleave
+from persona.verdicts import INCONCLUSIVE, NOT_REPLICATED, Verdict, at_most, not_testable
+
+ACTIVATIONS = "pas/activations"
 
 
-def cost_comparison(engine, setup: PapiSetup, subjects: Sequence[papi.Subject], *, pas_name: str,
-                    dpo_name: str, dpo_settings: DPOSettings, alphas: Sequence[float] | None = None,
-                    timer: StageTimer | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Time PAS and DPO side by side (interleaved per subject); returns (stage times, predictions)."""
-    timer = timer or StageTimer()
-    activations = pas_activations(engine, setup, timer)
-    methods = {
-        pas_name: make_method(pas_name, engine, setup, activations=activations, alphas=alphas, timer=timer),
-        dpo_name: make_method(dpo_name, engine, setup, dpo_settings=dpo_settings, timer=timer),
-    }
-    frames = []
-    for subject, name in interleave(list(subjects), list(methods)):
-        method = methods[name]
-        with timer.stage("fit", method=name, subject=subject.case, total=True):
-            method.fit(subject, setup.known)
-        frames.append(method.answer(setup.test).frame(subject=subject.case, method=name))
-        if hasattr(method, "release"):
-            method.release()
-    times = timer.frame()
-    if "total" not in times:
-        times["total"] = False
-    times["total"] = times["total"].fillna(False).astype(bool)
-    times["family"] = times["stage"].str.split("/").str[0].where(~times["total"], "fit")
-    return times, pd.concat(frames, ignore_index=True)
+def activation_seconds(times: pd.DataFrame, contrast: str, clock: str = "wall_s") -> float:
+    """Time of one computation of a construction's contrast activations (the first one recorded)."""
+    rows = times[(times["stage"] == ACTIVATIONS) & (times["method"] == f"contrast:{contrast}")]
+    return float(rows[clock].iloc[0]) if len(rows) else 0.0
 
 
-@dataclass
-class ModelCost:
-    """One model's side-by-side timing: stage times, test predictions and its parameter count."""
-
-    model: str
-    n_params: int
-    times: pd.DataFrame
-    predictions: pd.DataFrame
-
-
-def cost_by_model(model_names: Sequence[str], setup: PapiSetup, *, pas_name: str, dpo_name: str,
-                  dpo_settings: DPOSettings, alphas: Sequence[float] | None = None, dtype=None,
-                  batch_size: int = 8) -> list[ModelCost]:
-    """``cost_comparison`` for each model in turn (one loaded at a time) on the same subjects and items."""
-    import gc
-
-    from persona.engine import Engine
-    from persona.models import load_model
-
-    out = []
-    for name in model_names:
-        model, tokenizer = load_model(name, dtype=dtype)
-        engine = Engine(model, tokenizer, batch_size=batch_size)
-        times, predictions = cost_comparison(engine, setup, setup.subjects, pas_name=pas_name, dpo_name=dpo_name,
-                                             dpo_settings=dpo_settings, alphas=alphas)
-        out.append(ModelCost(name, sum(p.numel() for p in model.parameters()), times.assign(model=name),
-                             predictions.assign(model=name)))
-        del engine, model
-        gc.collect()
-    return out
+def fit_times(times: pd.DataFrame, pas_contrasts: dict[str, str], n_subjects: int) -> pd.DataFrame:
+    """Per (method, subject): ``wall_s`` and ``cpu_s`` of the fit; a PAS method (``pas_contrasts``: method ->
+    its construction) with an equal share of its activations."""
+    fits = times[times["stage"] == "fit"].groupby(["method", "subject"], as_index=False)[["wall_s", "cpu_s"]].sum()
+    for method, contrast in pas_contrasts.items():
+        for clock in ("wall_s", "cpu_s"):
+            fits.loc[fits["method"] == method, clock] += activation_seconds(times, contrast, clock) / max(n_subjects, 1)
+    return fits
 
 
-def fit_seconds(times: pd.DataFrame, pas_name: str, clock: str = "wall_s") -> pd.DataFrame:
-    """Optimisation time per (method, subject): the ``fit`` totals, with PAS's once-per-model activations
-    spread over the subjects (``persona.timing.amortised_total``)."""
-    fits = times[times["total"]]
-    once = times[times["stage"] == "pas/activations"].assign(method=pas_name)
-    return amortised_total(pd.concat([fits, once], ignore_index=True), once_stages=["pas/activations"],
-                           n_subjects=fits["subject"].nunique())[["method", "subject", clock]]
+def stage_table(times: pd.DataFrame) -> pd.DataFrame:
+    """Mean wall and CPU seconds and peak memory per (method, stage) and subject."""
+    stages = times[times["stage"] != "fit"]
+    return (stages.groupby(["method", "stage"], as_index=False)
+            .agg(wall_s=("wall_s", "mean"), cpu_s=("cpu_s", "mean"), peak_rss_mb=("peak_rss_mb", "max"),
+                 subjects=("subject", "nunique")))
 
 
-def cost_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, n_boot: int = 2000, seed: int = 0,
-               clock: str = "wall_s") -> pd.Series:
-    """PAS / DPO optimisation time per subject (fit incl. the amortised activations), with a bootstrap CI.
+def quality_curves(traces: pd.DataFrame, times: pd.DataFrame, pas_method: str, dpo_method: str,
+                   n_subjects: int, contrast: str = "content") -> pd.DataFrame:
+    """Validation quality against cumulative optimisation wall time, per subject and method.
 
-    The activations are computed once per model: their time is divided by the number of subjects.
-    The CI resamples subjects (ratio of mean times).
+    PAS: one point per alpha of its validation sweep, offset by its share of the activations; DPO: one point
+    per validation of its search (step 0 is the unchanged model). Columns: method, subject, wall_s, cpu_s,
+    val_loss, and the alpha or (lr, step) of the point.
     """
-    fit = fit_seconds(times, pas_name, clock).pivot_table(index="subject", columns="method", values=clock)
-    n = len(fit)
-    once = times.loc[times["stage"] == "pas/activations", clock].sum()
-    pas, dpo = fit[pas_name].to_numpy(), fit[dpo_name].to_numpy()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    reps = pas[idx].mean(axis=1) / dpo[idx].mean(axis=1)
-    low, high = np.quantile(reps, [0.025, 0.975])
-    return pd.Series({"ratio": pas.mean() / dpo.mean(), "ci_low": low, "ci_high": high, "n_subjects": n,
-                      "pas_s": pas.mean(), "dpo_s": dpo.mean(), "activations_once_s": once})
+    share = {c: activation_seconds(times, contrast, c) / max(n_subjects, 1) for c in ("wall_s", "cpu_s")}
+    pas = traces[(traces["method"] == pas_method)].copy()
+    if "on" in pas:
+        pas = pas[pas["on"] == "validation"]
+    pas["val_loss"] = pas["loss"]  # PAS's trace calls its validation loss "loss"
+    for clock in ("wall_s", "cpu_s"):
+        pas[clock] = pas[clock] + share[clock]
+    dpo = traces[(traces["method"] == dpo_method)]
+    if "phase" in dpo:
+        dpo = dpo[dpo["phase"] == "search"]
+    keep = ["method", "subject", "wall_s", "cpu_s", "val_loss"]
+    extra = [c for c in ("alpha", "lr", "step", "val_score", "val_rho", "reward_acc", "margin") if c in traces]
+    return pd.concat([pas, dpo], ignore_index=True)[keep + extra]
 
 
-def n_validations(max_steps: int, eval_every: int) -> int:
-    """How many validation Scores a DPO fit computes (``persona.papi.methods.dpo.validation_steps``)."""
-    return len(validation_steps(max_steps, eval_every))
+def time_to_quality(curves: pd.DataFrame, pas_method: str, dpo_method: str, fits: pd.DataFrame,
+                    clock: str = "wall_s") -> pd.DataFrame:
+    """Per subject with both methods: PAS's time and chosen quality, the time DPO first reaches it, the ratio.
 
-
-def projected_ratio(times: pd.DataFrame, pas_name: str, dpo_name: str, *, steps_run: int, eval_every: int,
-                    steps: Sequence[int], clock: str = "wall_s") -> pd.DataFrame:
-    """PAS/DPO ratio projected to other DPO step counts from the measured per-step and per-validation costs.
-
-    A projection, not a measurement: it assumes each DPO step and each validation cost what they cost here
-    (true for a fixed batch size and model) and keeps ``eval_every``; PAS's measured time is unchanged.
+    Columns: pas_s, pas_loss, dpo_s, reached (DPO reached PAS's quality), ratio (an upper bound when not
+    reached: ``censored``), dpo_beats_unchanged (DPO's best validation loss below its step 0).
     """
-    fit = fit_seconds(times, pas_name, clock).groupby("method")[clock].mean()
-    stage = times[~times["total"]].groupby("stage")[clock].mean()
-    pas = fit[pas_name]
-    per_step = stage["dpo/train"] / steps_run
-    per_validation = stage["dpo/validate"] / n_validations(steps_run, eval_every)
-    fixed = fit[dpo_name] - stage["dpo/train"] - stage["dpo/validate"]  # setup and bookkeeping
     rows = []
-    for n in steps:
-        dpo = fixed + n * per_step + n_validations(n, eval_every) * per_validation
-        rows.append({"dpo_steps": n, "dpo_s": dpo, "pas_s": pas, "ratio": pas / dpo})
+    fit = fits.set_index(["method", "subject"])[clock]
+    for subject in sorted(set(curves.loc[curves["method"] == dpo_method, "subject"])):
+        pas = curves[(curves["method"] == pas_method) & (curves["subject"] == subject)]
+        dpo = curves[(curves["method"] == dpo_method) & (curves["subject"] == subject)].sort_values(clock)
+        if pas.empty or dpo.empty or (pas_method, subject) not in fit.index:
+            continue
+        pas_loss = float(pas["val_loss"].min())
+        pas_s = float(fit.loc[(pas_method, subject)])
+        hit = dpo[dpo["val_loss"] <= pas_loss + 1e-12]
+        reached = not hit.empty
+        dpo_s = float(hit[clock].iloc[0] if reached else dpo[clock].iloc[-1])
+        start = dpo.loc[dpo["step"] == 0, "val_loss"] if "step" in dpo else dpo["val_loss"].iloc[:1]
+        rows.append({"subject": subject, "pas_s": pas_s, "pas_loss": pas_loss, "dpo_s": dpo_s, "reached": reached,
+                     "ratio": pas_s / dpo_s if dpo_s > 0 else np.nan, "censored": not reached,
+                     "dpo_best_loss": float(dpo["val_loss"].min()),
+                     "dpo_beats_unchanged": bool(dpo["val_loss"].min() < float(start.min()) - 1e-12)})
     return pd.DataFrame(rows)
+
+
+def cost_verdict(ttq: pd.DataFrame, bound: float = 0.2, family_size: int = 1) -> Verdict:
+    """The claim "PAS needs at most 1/5 of DPO's time to reach its quality", by ``persona.verdicts.at_most``.
+
+    Ratios from subjects where DPO never reached PAS's quality are upper bounds: they can support
+    "replicated" (the true ratios are smaller still) but not "not replicated".
+    """
+    if ttq.empty:
+        return not_testable("no subject has both PAS and DPO timings")
+    verdict = at_most(ttq.set_index("subject")["ratio"], bound, family_size=family_size, effect_label="time ratio")
+    n_censored = int(ttq["censored"].sum())
+    if verdict.verdict == NOT_REPLICATED and n_censored:
+        return Verdict(INCONCLUSIVE, f"the interval lies above {bound:.2f}, but for {n_censored} of {len(ttq)} "
+                       f"subjects DPO never reached PAS's validation quality, so their ratios are upper bounds",
+                       **{k: v for k, v in verdict.__dict__.items() if k not in ("verdict", "reason")})
+    return verdict

@@ -1,38 +1,137 @@
-"""The PAPI experiment: which subjects and items, every method on every subject, and the tables.
+"""The PAPI experiment: a seeded paired sample, every method on every subject, and what it records.
 
-``papi_setup`` picks subjects and items; ``make_method`` builds a method from its name; ``run`` fits
-and answers every (method, subject) through a resumable ``ResultStore``; the rest turns predictions
-into the book's tables (the no-model floor, expressed trait levels, paired tests). Timing of PAS
-against DPO lives in ``persona.papi.cost``.
+``AlignmentSettings`` says what is run (checked before any model loads); ``papi_setup`` draws the sample:
+subjects at random, held-out (and, at small scale, known) items stratified by domain and keying sign, the
+same for every method (paired). ``make_method`` builds a method from its name; ``run`` fits and answers
+every (method, subject) through the verified resumable store, and stores beside each prediction the
+method's stage times and its optimisation trace (quality after each alpha or DPO validation, with the
+time spent), which the cost chapter reads instead of training anything again.
+
 Method names: ``no-change``, ``few-shot[<conv>]``, ``p2``, ``pas[<protocol>,<conv>]``,
-``pas[<protocol>,no-fs,<conv>]``, ``dpo[<conv>]`` with ``<conv>`` in paper/corrected.
+``pas[<protocol>,no-fs,<conv>]``, ``dpo[<conv>]``; ``<conv>`` is paper or corrected. A suffix ``@palign``
+runs the method in PAlign's own pipeline (greedy generation, original order only, its regex parser, no
+answer cue; PAS then uses PAlign's contrast construction).
 """
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from persona import papi
-from persona.papi import metrics, reference
-from persona.papi.methods.base import LIKELIHOOD, AnswerMode, Method
+from persona.papi import reference
+from persona.papi.methods.base import LIKELIHOOD, PALIGN, AnswerMode, Method
 from persona.papi.methods.dpo import DPO, DPOSettings
-from persona.papi.methods.pas import PAS, contrast_activations
+from persona.papi.methods.pas import CONTRASTS, K_SHARE, PAS, contrast_activations
 from persona.papi.methods.prompting import FewShot, NoChange, PersonalityPrompt
 from persona.runs import ResultStore, Unit, resume
-from persona.timing import StageTimer, interleave, maybe_stage
-
+from persona.timing import StageTimer, interleave
 
 #: The modules whose code produces the stored predictions (analysis modules read them and are not listed).
 PRODUCING_MODULES = ("persona.engine", "persona.models", "persona.steering", "persona.papi.data",
                      "persona.papi.prompts", "persona.papi.methods", "persona.papi.experiment")
+N_HELDOUT_PER_DOMAIN = 36
+N_KNOWN_PER_DOMAIN = 24
+_NAME = re.compile(r"^(?P<kind>[\w-]+)(?:\[(?P<args>[^\]]*)\])?(?:@(?P<pipeline>palign))?$")
+KINDS = ("no-change", "few-shot", "p2", "pas", "dpo")
+
+
+def parse_method(name: str) -> tuple[str, list[str], str]:
+    """``(kind, args, pipeline)`` of a method name; raises naming the allowed forms."""
+    match = _NAME.match(name)
+    if match is None or match["kind"] not in KINDS:
+        raise ValueError(f"unknown method {name!r}: use one of {', '.join(KINDS)} with [arguments] and an "
+                         f"optional @palign, e.g. 'pas[honest,corrected]'")
+    args = [a.strip() for a in (match["args"] or "").split(",") if a.strip()]
+    kind = match["kind"]
+    conventions = {"paper", "corrected"}
+    if kind in ("few-shot", "dpo") and (len(args) != 1 or args[0] not in conventions):
+        raise ValueError(f"{name!r}: {kind} takes one convention, paper or corrected")
+    if kind == "pas" and (len(args) not in (2, 3) or args[0] not in ("paper", "honest") or args[-1] not in conventions
+                          or (len(args) == 3 and args[1] != "no-fs")):
+        raise ValueError(f"{name!r}: pas takes [protocol,(no-fs,)convention], e.g. pas[honest,corrected]")
+    return kind, args, match["pipeline"] or "ours"
+
+
+def _count(value, name: str, high: int, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+        raise ValueError(f"{name} must be an integer from 1 to {high}{' or None (all)' if allow_none else ''}, "
+                         f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class AlignmentSettings:
+    """Everything that defines an alignment run; every field is checked on creation (before any model)."""
+
+    n_subjects: int | None = 2
+    n_test_per_domain: int | None = 1
+    n_known_per_domain: int | None = 2
+    methods: tuple[str, ...] = ("no-change", "few-shot[corrected]", "pas[honest,corrected]")
+    palign_methods: tuple[str, ...] = ()
+    palign_subjects: int | None = None  # the first subjects of the sample that also get PAlign's pipeline
+    dpo_method: str | None = None
+    dpo_subjects: int = 1  # the first subjects of the sample that also get DPO
+    dpo: DPOSettings = field(default_factory=DPOSettings)
+    alphas: tuple[float, ...] = (0, 4)
+    k_share: float = K_SHARE
+    contrast: str = "content"
+    seed: int = 0
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        _count(self.n_subjects, "n_subjects", 300)
+        _count(self.n_test_per_domain, "n_test_per_domain", N_HELDOUT_PER_DOMAIN)
+        _count(self.n_known_per_domain, "n_known_per_domain", N_KNOWN_PER_DOMAIN)
+        n = self.n_subjects or 300
+        _count(self.palign_subjects, "palign_subjects", n)
+        _count(self.dpo_subjects, "dpo_subjects", n, allow_none=False)
+        _count(self.batch_size, "batch_size", 4096, allow_none=False)
+        if not self.alphas or any(not math.isfinite(a) or a < 0 for a in self.alphas) or 0 not in self.alphas:
+            raise ValueError(f"alphas must be a non-empty list of non-negative numbers containing 0 (no steering), "
+                             f"got {list(self.alphas)!r}")
+        if not 0 < self.k_share <= 1:
+            raise ValueError(f"k_share must be in (0, 1], got {self.k_share!r}")
+        if self.contrast not in CONTRASTS:
+            raise ValueError(f"contrast must be one of {sorted(CONTRASTS)}, got {self.contrast!r}")
+        for name in (*self.methods, *self.palign_methods):
+            parse_method(name)
+        if self.dpo_method is not None and parse_method(self.dpo_method)[0] != "dpo":
+            raise ValueError(f"dpo_method must be a dpo[...] method, got {self.dpo_method!r}")
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` -> ``(i, n)`` with 0 <= i < n; None stays None."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or not int(match[1]) < int(match[2]):
+        raise ValueError(f"shard must be 'i/n' with 0 <= i < n (e.g. '0/4'), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def settings_from(params: dict) -> AlignmentSettings:
+    """The settings of a run from notebook parameters (the names of ``notebooks/02_alignment.ipynb``)."""
+    dpo = DPOSettings(learning_rates=tuple(params.get("dpo_learning_rates", DPOSettings.learning_rates)),
+                      max_steps=params.get("dpo_max_steps", DPOSettings.max_steps),
+                      eval_every=params.get("dpo_eval_every", DPOSettings.eval_every),
+                      patience=params.get("dpo_patience", DPOSettings.patience),
+                      batch_size=params.get("dpo_batch_size", DPOSettings.batch_size),
+                      seed=params.get("seed", 0))
+    defaults = AlignmentSettings.__dataclass_fields__
+    return AlignmentSettings(
+        **{name: tuple(params[name]) if isinstance(params.get(name), list) else params[name]
+           for name in ("n_subjects", "n_test_per_domain", "n_known_per_domain", "methods", "palign_methods",
+                        "palign_subjects", "dpo_method", "dpo_subjects", "alphas", "k_share", "contrast", "seed",
+                        "batch_size") if name in params and name in defaults},
+        dpo=dpo)
 
 
 @dataclass
@@ -43,36 +142,68 @@ class PapiSetup:
     known: list[papi.Item]
     test: list[papi.Item]
     truth: pd.DataFrame
+    others: list[papi.Subject] = field(default_factory=list)  # the subjects NOT sampled (population norms)
 
 
-def _first_per_domain(items: Sequence[papi.Item], n: int | None) -> list[papi.Item]:
-    if n is None:
+def stratified_items(items: Sequence[papi.Item], n_per_domain: int | None, rng: np.random.Generator) -> list[papi.Item]:
+    """``n_per_domain`` items of each domain drawn at random, half reverse-keyed (the odd one positively keyed;
+    a sign with too few items is filled from the other), returned in their original order. None: all."""
+    if n_per_domain is None:
         return list(items)
-    return [i for d in papi.DOMAINS for i in [x for x in items if x.domain == d][:n]]
+    chosen: set[int] = set()
+    for domain in papi.DOMAINS:
+        plus = [i.number for i in items if i.domain == domain and i.sign > 0]
+        minus = [i.number for i in items if i.domain == domain and i.sign < 0]
+        if n_per_domain > len(plus) + len(minus):
+            raise ValueError(f"{n_per_domain} items per domain requested, domain {domain} has {len(plus) + len(minus)}")
+        n_minus = min(n_per_domain // 2, len(minus))
+        n_plus = min(n_per_domain - n_minus, len(plus))
+        n_minus = n_per_domain - n_plus
+        chosen |= set(rng.choice(plus, n_plus, replace=False).tolist()) | set(rng.choice(minus, n_minus, replace=False).tolist())
+    return [i for i in items if i.number in chosen]
 
 
-def papi_setup(n_subjects: int | None, n_test_per_domain: int | None = None,
-               n_known_per_domain: int | None = None) -> PapiSetup:
-    """The first ``n_subjects`` of ``Test-set.json``; the first items of each domain (None = all)."""
-    items = papi.items_by_number(papi.load_item_key())
+def papi_setup(settings: AlignmentSettings) -> PapiSetup:
+    """The seeded paired sample: random subjects (in file order), stratified known and held-out items."""
+    rng = np.random.default_rng(settings.seed)
+    by_number = papi.items_by_number(papi.load_item_key())
     split = papi.load_split()
-    known = _first_per_domain([items[n] for n in split.known], n_known_per_domain)
-    test = _first_per_domain([items[n] for n in split.heldout], n_test_per_domain)
-    subjects = papi.load_subjects(limit=n_subjects)
-    return PapiSetup(subjects, known, test, papi.answers_frame(subjects, test))
+    everyone = papi.load_subjects()
+    if settings.n_subjects is None:
+        subjects = everyone
+    else:
+        picked = set(rng.choice(len(everyone), settings.n_subjects, replace=False).tolist())
+        subjects = [s for k, s in enumerate(everyone) if k in picked]
+    test = stratified_items([by_number[n] for n in split.heldout], settings.n_test_per_domain, rng)
+    known = stratified_items([by_number[n] for n in split.known], settings.n_known_per_domain, rng)
+    cases = {s.case for s in subjects}
+    return PapiSetup(subjects, known, test, papi.answers_frame(subjects, test),
+                     others=[s for s in everyone if s.case not in cases])
 
 
-_NAME = re.compile(r"^(?P<kind>[\w-]+)(?:\[(?P<args>[^\]]*)\])?$")
+class Activations:
+    """The subject-independent PAS contrast activations of each construction, computed on first use and
+    timed once (stage ``pas/activations``)."""
+
+    def __init__(self, engine, setup: PapiSetup, timer: StageTimer, batch_size: int = 8) -> None:
+        self.engine, self.setup, self.timer, self.batch_size = engine, setup, timer, batch_size
+        self._done: dict[str, np.ndarray] = {}
+
+    def get(self, contrast: str) -> Callable[[], np.ndarray]:
+        def compute() -> np.ndarray:
+            if contrast not in self._done:
+                with self.timer.stage("pas/activations", method=f"contrast:{contrast}", subject=None):
+                    self._done[contrast] = contrast_activations(self.engine, self.setup.known, CONTRASTS[contrast],
+                                                                batch_size=self.batch_size)
+            return self._done[contrast]
+        return compute
 
 
-def make_method(name: str, engine, setup: PapiSetup, *, activations: np.ndarray | None = None,
-                dpo_settings: DPOSettings | None = None, alphas: Sequence[float] | None = None,
-                timer: StageTimer | None = None, seed: int = 0, mode: AnswerMode = LIKELIHOOD) -> Method:
-    """Build the method called ``name`` (see the module docstring); every LLM method answers in ``mode``."""
-    match = _NAME.match(name)
-    if match is None:
-        raise ValueError(f"bad method name {name!r}")
-    kind, args = match["kind"], (match["args"] or "").split(",")
+def make_method(name: str, engine, setup: PapiSetup, settings: AlignmentSettings, *,
+                activations: Activations | None = None, timer: StageTimer | None = None) -> Method:
+    """Build the method called ``name`` (see the module docstring)."""
+    kind, args, pipeline = parse_method(name)
+    mode: AnswerMode = PALIGN if pipeline == "palign" else LIKELIHOOD
     if kind == "no-change":
         return NoChange(engine, mode)
     if kind == "p2":
@@ -80,90 +211,83 @@ def make_method(name: str, engine, setup: PapiSetup, *, activations: np.ndarray 
     if kind == "few-shot":
         return FewShot(engine, convention=args[0], mode=mode)
     if kind == "dpo":
-        return DPO(engine, convention=args[0], settings=dpo_settings, timer=timer, mode=mode)
-    if kind == "pas":
-        if activations is None:
-            raise ValueError("PAS needs the contrast activations")
-        protocol, convention = args[0], args[-1]
-        extra = {"alphas": tuple(alphas)} if alphas is not None else {}
-        return PAS(engine, engine.model, activations, setup.known, protocol=protocol, test_items=setup.test,
-                   few_shot="no-fs" not in args, convention=convention, seed=seed, timer=timer, mode=mode, **extra)
-    raise ValueError(f"unknown method {name!r}")
+        return DPO(engine, convention=args[0], settings=settings.dpo, timer=timer, mode=mode)
+    if activations is None:
+        raise ValueError("PAS needs the contrast activations")
+    contrast = "palign" if pipeline == "palign" else settings.contrast
+    return PAS(engine, activations.get(contrast), setup.known, contrast=CONTRASTS[contrast], protocol=args[0],
+               test_items=setup.test, few_shot="no-fs" not in args, convention=args[-1], alphas=settings.alphas,
+               k_share=settings.k_share, seed=settings.seed, val_fraction=settings.dpo.val_fraction,
+               timer=timer, mode=mode)
 
 
-def pas_activations(engine, setup: PapiSetup, timer: StageTimer | None = None) -> np.ndarray:
-    """The subject-independent PAS activations (disk-cached), timed once as ``pas/activations``."""
-    with maybe_stage(timer, "pas/activations", method="pas", subject=None):
-        return contrast_activations(engine, setup.known)
+# ----------------------------------------------------------------------------------- running
 
 
-def _fit_and_answer(method: Method, name: str, subject: papi.Subject, setup: PapiSetup) -> pd.DataFrame:
-    method.fit(subject, setup.known)
+def _fit_and_answer(method: Method, name: str, subject: papi.Subject, setup: PapiSetup, store: ResultStore,
+                    timer: StageTimer) -> pd.DataFrame:
+    start = len(timer.records)
+    with timer.stage("fit", method=name, subject=subject.case, total=True):
+        method.fit(subject, setup.known)
     frame = method.answer(setup.test).frame(subject=subject.case, method=name)
     if hasattr(method, "release"):
         method.release()
+    times = pd.DataFrame(timer.frame().iloc[start:]).assign(method=name, subject=subject.case)
+    store.save(f"{name}~times", subject.case, times)
+    if getattr(method, "trace", None):
+        store.save(f"{name}~trace", subject.case, pd.DataFrame(method.trace).assign(method=name, subject=subject.case))
     return frame
 
 
-def run(methods: dict[str, Method], setup: PapiSetup, store: ResultStore,
-        subjects: Sequence[papi.Subject] | None = None) -> pd.DataFrame:
+def run(methods: dict[str, Method], setup: PapiSetup, store: ResultStore, timer: StageTimer,
+        subjects: Sequence[papi.Subject] | None = None, shard: tuple[int, int] | None = None) -> pd.DataFrame:
     """Fit and answer every (method, subject) not yet in ``store``; return the predictions of all of them.
 
     Subjects are interleaved across methods (A B, B A, ...) so slow drift of the machine is shared.
+    ``shard=(i, n)`` computes only the subjects at positions i, i+n, ... of the sample (several machines
+    can share one results folder); the others must already be stored by other shards, or are skipped
+    here and listed by ``missing``.
     """
     subjects = list(subjects if subjects is not None else setup.subjects)
-    units = [Unit(name, str(subject.case), partial(_fit_and_answer, methods[name], name, subject, setup),
+    mine = subjects if shard is None else subjects[shard[0]::shard[1]]
+    units = [Unit(name, str(subject.case), partial(_fit_and_answer, methods[name], name, subject, setup, store, timer),
                   rows=len(setup.test), label=f"{name} on subject {subject.case}")
-             for subject, name in interleave(subjects, list(methods))]
-    return resume(store, units, desc="alignment")
+             for subject, name in interleave(mine, list(methods))]
+    resume(store, units, desc="alignment")
+    done = [(name, s) for s in subjects for name in methods if store.done(name, s.case, len(setup.test))]
+    frames = [store.read(name, s.case) for name, s in done]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def missing(store: ResultStore, methods: Sequence[str], setup: PapiSetup,
+            subjects: Sequence[papi.Subject] | None = None) -> list[tuple[str, int]]:
+    """(method, subject) units not yet in the store (a sharded run that other shards have not finished)."""
+    subjects = list(subjects if subjects is not None else setup.subjects)
+    return [(m, s.case) for s in subjects for m in methods if not store.done(m, s.case, len(setup.test))]
+
+
+def records(store: ResultStore, methods: Sequence[str], kind: str) -> pd.DataFrame:
+    """The stored ``kind`` ("times" or "trace") of ``methods``, all subjects."""
+    return store.load([f"{m}~{kind}" for m in methods])
+
+
+# ----------------------------------------------------------------------------------- tables
 
 
 def floor_predictions(setup: PapiSetup) -> pd.DataFrame:
-    """The no-LLM floor on the same subjects and items: always-3 and the subject's facet mean.
-
-    The facet mean is computed in both pipelines (``paper`` reads stored values as ticks).
-    """
+    """The no-model floor on the same subjects and items: always "Neither", the subject's facet mean (both
+    pipelines; ``paper`` reads stored values as ticks), and each item's mean over the subjects NOT sampled
+    (what item norms alone give, e.g. to the rank correlation)."""
     frames = []
     for convention in ("paper", "corrected"):
         predictor = reference.SubjectMean(setup.known, level="facet", convention=convention)
         frames.append(reference.predictions_frame(predictor, setup.subjects, setup.test,
                                                   method=f"ref:facet-mean[{convention}]"))
     frames.append(reference.predictions_frame(reference.Constant(3), setup.subjects, setup.test, method="ref:always-3"))
+    if setup.others:
+        norms = reference.PopulationItemMean(setup.others, rounding="none")
+        frames.append(reference.predictions_frame(norms, setup.subjects, setup.test, method="ref:item-norms"))
     return pd.concat(frames, ignore_index=True)
-
-
-def score_table(predictions: pd.DataFrame, truth: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """``persona.papi.metrics.score`` in both conventions, stacked (convention, method, domain, mae, CI)."""
-    return pd.concat([metrics.score(predictions[["method", "subject", "item", "predicted"]], truth, c,
-                                    n_boot=n_boot, seed=seed) for c in ("paper", "corrected")], ignore_index=True)
-
-
-def subject_scores(predictions: pd.DataFrame, truth: pd.DataFrame, convention: str) -> pd.DataFrame:
-    """Per (method, subject) Score (sum of the five domain MAEs), one column per method."""
-    per = metrics.subject_domain_mae(predictions[["method", "subject", "item", "predicted"]], truth, convention)
-    return per.sum(axis=1, min_count=1).unstack("method")
-
-
-def paired_tests(scores: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Paired t-tests of per-subject Scores for ``(a, b)`` pairs, Holm-corrected across the pairs."""
-    rows = []
-    for a, b in pairs:
-        if a not in scores or b not in scores:
-            continue
-        both = scores[[a, b]].dropna()
-        diff = both[a] - both[b]
-        if len(both) >= 2 and diff.std() > 0:
-            t, p = stats.ttest_rel(both[a], both[b])
-        else:
-            t, p = np.nan, np.nan
-        rows.append({"a": a, "b": b, "mean_diff": diff.mean(), "t": t, "p": p, "n_subjects": len(both)})
-    out = pd.DataFrame(rows)
-    if len(out):
-        valid = out["p"].notna()
-        out["p_holm"] = np.nan
-        if valid.any():
-            out.loc[valid, "p_holm"] = multipletests(out.loc[valid, "p"], method="holm")[1]
-    return out
 
 
 def expressed_levels(predictions: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -174,6 +298,28 @@ def expressed_levels(predictions: pd.DataFrame, truth: pd.DataFrame) -> pd.DataF
     person should express high levels for people who are high.
     """
     merged = predictions.merge(truth[["subject", "item", "domain", "sign", "keyed"]], on=["subject", "item"])
-    merged["expressed"] = np.where(merged["sign"] > 0, merged["predicted"], 6 - merged["predicted"])
+    value = merged["expected"] if "expected" in merged else merged["predicted"]
+    merged["expressed"] = np.where(merged["sign"] > 0, value, 6 - value)
     return (merged.groupby(["method", "subject", "domain"], as_index=False)
             .agg(expressed=("expressed", "mean"), true=("keyed", "mean")))
+
+
+def subject_values(table: pd.DataFrame, endpoint: str, methods: Sequence[str], **where) -> dict[str, pd.Series]:
+    """Per-subject values of ``endpoint`` for each method from an ``metrics.endpoints`` table (filtered by
+    ``where``, e.g. ``calibration="raw", view="both"``), indexed by subject."""
+    block = table
+    for key, value in where.items():
+        block = block[block[key] == value]
+    return {m: block[block["method"] == m].set_index("subject")[endpoint] for m in methods
+            if (block["method"] == m).any()}
+
+
+def sample_table(setup: PapiSetup) -> pd.DataFrame:
+    """Held-out items of the sample per domain and keying sign (the paired design, at a glance)."""
+    frame = pd.DataFrame([(i.domain, "+" if i.sign > 0 else "-") for i in setup.test], columns=["domain", "sign"])
+    return frame.value_counts().unstack("sign", fill_value=0).reindex(list(papi.DOMAINS))
+
+
+__all__ = ["AlignmentSettings", "Activations", "PapiSetup", "PRODUCING_MODULES", "expressed_levels",
+           "floor_predictions", "make_method", "missing", "papi_setup", "parse_method", "records", "run",
+           "sample_table", "stratified_items", "subject_values"]

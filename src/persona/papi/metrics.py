@@ -24,6 +24,19 @@ and the truth, ``persona.papi.answers_frame(subjects, items)``. Two conventions:
 For each convention: per subject and domain, the mean absolute error over that domain's scored items;
 per domain, the mean over subjects; the paper's "Score" is the sum of the five domain means. Confidence
 intervals resample subjects with replacement (seeded percentile bootstrap), the unit the paper averages over.
+
+Endpoints beside the Score (``endpoints``), per subject, because the Score rewards answering the middle
+option: a model that answers "Neither" everywhere scores like the always-"Neither" predictor.
+
+* ``expected_score``: the same sum of domain MAEs for the *expected* answer (probability-weighted over
+  the five options) instead of the chosen one;
+* ``rho``: Spearman's rank correlation, over the subject's held-out items, between the expected answer and
+  what the subject answered. A constant answer has no rank correlation (NaN), so it cannot game it; but
+  item norms (some statements are endorsed by almost everyone) give a positive rho without knowing the
+  person, which is why the experiment reports the population item means beside the methods;
+* each from the raw option probabilities or after content-free calibration (``calibrated``: each order's
+  probabilities divided by those of a content-free "N/A" question under the same prompt and order, then
+  renormalised; Zhao et al. 2021), and from the two orders averaged (``both``) or each order alone.
 """
 
 from __future__ import annotations
@@ -33,7 +46,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from scipy import stats
+
+from persona.engine.calibration import mean_over_orders
 from persona.papi.data import DOMAINS, Convention
+from persona.papi.prompts import ORDER_TAGS
 
 SCORE = "Score"  # the paper's name for the sum of the five domain MAEs
 
@@ -143,3 +160,101 @@ def wide_with_ci(table: pd.DataFrame, index: str | Sequence[str] = "method", dig
     order = list(dict.fromkeys(map(tuple, table[[index] if isinstance(index, str) else list(index)].to_numpy())))
     out = out.loc[[o[0] if isinstance(index, str) else o for o in order]]
     return out.reindex(columns=[*DOMAINS, SCORE])
+
+
+CALIBRATIONS = ("raw", "calibrated")
+VIEWS = ("both", "original", "reversed")
+AGREEMENT = np.array([5, 4, 3, 2, 1])
+
+
+def option_probs(frame: pd.DataFrame, calibration: str = "raw", view: str = "both") -> np.ndarray:
+    """(n, 5) option probabilities of prediction rows: one order or both averaged, raw or calibrated.
+
+    Rows without per-order columns (no-model predictors) or without a prior (generation) give NaN.
+    """
+    if calibration not in CALIBRATIONS or view not in VIEWS:
+        raise ValueError(f"calibration in {CALIBRATIONS}, view in {VIEWS}; got {calibration!r}, {view!r}")
+    per_order = []
+    for order in (ORDER_TAGS if view == "both" else [view]):
+        tag = ORDER_TAGS[order]
+        cols = [f"p{v}_{tag}" for v in AGREEMENT]
+        if not set(cols) <= set(frame.columns):
+            return np.full((len(frame), 5), np.nan)
+        probs = frame[cols].to_numpy(float)
+        if calibration == "calibrated":
+            prior = frame[[f"cf{v}_{tag}" for v in AGREEMENT]].to_numpy(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scaled = probs / prior
+                probs = scaled / scaled.sum(axis=1, keepdims=True)
+        per_order.append(probs)
+    return mean_over_orders(per_order)
+
+
+def _subject_rho(frame: pd.DataFrame) -> pd.Series:
+    def rho(block: pd.DataFrame) -> float:
+        ok = block[["expected", "target"]].dropna()
+        if len(ok) < 3 or ok["expected"].nunique() < 2 or ok["target"].nunique() < 2:
+            return np.nan
+        return float(stats.spearmanr(ok["expected"], ok["target"]).statistic)
+
+    return frame.groupby("subject")[["expected", "target"]].apply(rho)
+
+
+def endpoints(predictions: pd.DataFrame, truth: pd.DataFrame, convention: Convention = "corrected") -> pd.DataFrame:
+    """Per (method, subject, calibration, view): ``score``, ``expected_score``, ``rho``, ``neither`` (share of
+    chosen answers that are the middle option) and ``n_items``; see the module docstring.
+
+    Prediction rows with option probabilities per order get every calibration and view; the others (no-model
+    predictors) get ``raw``/``both`` only, with their tick as the expected answer.
+    """
+    target_col = "agreement" if convention == "corrected" else "stored"
+    merged = predictions.merge(truth[["subject", "item", target_col]], on=["subject", "item"], how="left",
+                               validate="many_to_one")
+    merged["target"] = merged[target_col].astype(float)  # corrected: NaN where missing; paper: 0 is a target
+    rows = []
+    for method, block in merged.groupby("method", sort=False):
+        views = [(c, v) for c in CALIBRATIONS for v in VIEWS]
+        if np.isnan(option_probs(block)).all():
+            views = [("raw", "both")]
+        for calibration, view in views:
+            probs = option_probs(block, calibration, view)
+            if np.isnan(probs).all() and (calibration, view) != ("raw", "both"):
+                continue
+            frame = block[["subject", "item", "target"]].copy()
+            if np.isnan(probs).all():  # a no-model predictor: its tick is its answer
+                frame["predicted"] = block["predicted"].astype(float)
+                frame["expected"] = frame["predicted"]
+            else:
+                missing = np.isnan(probs).any(axis=1)
+                frame["predicted"] = np.where(missing, np.nan, AGREEMENT[np.argmax(np.nan_to_num(probs, nan=-1), axis=1)])
+                frame["expected"] = probs @ AGREEMENT
+            frame["method"] = method
+            chosen = subject_domain_mae(frame[["method", "subject", "item", "predicted"]], truth, convention)
+            expected = subject_domain_mae(frame[["method", "subject", "item"]].assign(
+                predicted=frame["expected"].clip(1, 5)), truth, convention)
+            summary = pd.DataFrame({
+                "score": chosen.sum(axis=1, min_count=1).droplevel("method"),
+                "expected_score": expected.sum(axis=1, min_count=1).droplevel("method"),
+                "rho": _subject_rho(frame),
+                "neither": frame.groupby("subject")["predicted"].apply(lambda p: float((p == 3).mean())),
+                "n_items": frame.groupby("subject")["predicted"].apply(lambda p: int(p.notna().sum())),
+            })
+            rows.append(summary.reset_index().assign(method=method, calibration=calibration, view=view))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["method", "subject", "calibration", "view", "score", "expected_score", "rho", "neither", "n_items"]]
+
+
+def endpoint_summary(table: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+    """Mean over subjects of each endpoint per (method, calibration, view), with a t interval over subjects."""
+    rows = []
+    for key, block in table.groupby(["method", "calibration", "view"], sort=False):
+        row = dict(zip(["method", "calibration", "view"], key))
+        for endpoint in ("score", "expected_score", "rho", "neither"):
+            values = block[endpoint].dropna().to_numpy(float)
+            mean = values.mean() if len(values) else np.nan
+            half = (stats.t.ppf(1 - (1 - level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+                    if len(values) > 1 else np.nan)
+            row.update({endpoint: mean, f"{endpoint}_low": mean - half, f"{endpoint}_high": mean + half,
+                        f"{endpoint}_n": len(values)})
+        rows.append(row)
+    return pd.DataFrame(rows)

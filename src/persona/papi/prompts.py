@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Sequence
 
-from persona.engine import MCItem, MCPrompt, Template, build_prompt, order_permutation
+from persona.engine import MCItem, MCPrompt, Template, build_prompt, content_free_item, order_permutation
 from persona.papi.data import MISSING, OPTIONS, Item, option_text
 
 #: PAlign's default system prompt (the ``NO_CHANGE`` mode; also the PAS contrast prompts' system prompt).
@@ -26,6 +26,8 @@ FEWSHOT_HEADER = "Here are some of your behaviors and your level of recognition 
 ANSWER_CUE = "("
 #: Both presentation orders: A = Very Accurate first, and reversed (A = Very Inaccurate).
 ORDERS: tuple[str, ...] = ("original", "reversed")
+#: Short tags of the orders in column names (``p5_orig``: P(Very Accurate) in the original order).
+ORDER_TAGS: dict[str, str] = {"original": "orig", "reversed": "rev"}
 
 TEMPLATE = Template(
     name="papi",
@@ -68,3 +70,11 @@ def prompts(items: Sequence[Item], system: str | None, order: str, cue: str = AN
     perm = order_permutation(len(OPTIONS), order)
     return [build_prompt(mc_item(item), template, system=system, permutation=perm, assistant_prefix=cue)
             for item in items]
+
+
+def content_free_prompt(system: str | None, order: str, cue: str = ANSWER_CUE) -> MCPrompt:
+    """The calibration question: "N/A" in the PAPI template with the scale's own options, under the same
+    system prompt, order and cue as the items it calibrates (Zhao et al. 2021; ``persona.engine.calibration``)."""
+    item = content_free_item(MCItem(stem="", options=OPTIONS), keep_options=True)
+    return build_prompt(item, TEMPLATE, system=system, permutation=order_permutation(len(OPTIONS), order),
+                        assistant_prefix=cue)

@@ -23,7 +23,7 @@ import pandas as pd
 from persona.engine.calibration import mean_over_orders
 from persona.papi import metrics, prompts
 from persona.papi.data import DOMAINS, OPTIONS, Convention, Item, Subject, agreement, answers_frame, shown_value
-from persona.papi.prompts import ANSWER_CUE, ORDERS
+from persona.papi.prompts import ANSWER_CUE, ORDER_TAGS, ORDERS
 
 #: Agreement value of each option in identity order (Very Accurate .. Very Inaccurate).
 OPTION_AGREEMENT = np.array([5, 4, 3, 2, 1])
@@ -36,12 +36,17 @@ class AnswerMode:
     ``kind``: ``"likelihood"`` (option-letter probabilities) or ``"generation"`` (greedy text, then
     ``parser``: ``"strict"`` or PAlign's ``"paper"`` regex; an answer the parser cannot read is no answer).
     ``orders``: the option orders each item is asked in; their identity-order answers are averaged.
+    ``cue``: the text the assistant turn starts with (see ``persona.papi.prompts``).
+    ``calibrate``: also score a content-free question ("N/A") under the same system prompt, template and
+    order (likelihood only), so that answers can be calibrated afterwards (Zhao et al. 2021).
     """
 
     kind: str = "likelihood"
     parser: str = "strict"
     max_new_tokens: int = 8
     orders: tuple[str, ...] = ORDERS
+    cue: str = ANSWER_CUE
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("likelihood", "generation"):
@@ -51,18 +56,34 @@ class AnswerMode:
         if not self.orders or set(self.orders) - set(ORDERS):
             raise ValueError(f"orders must be a non-empty subset of {ORDERS}, got {self.orders!r}")
 
+    @property
+    def label(self) -> str:
+        """How a reader should call this pipeline in a table."""
+        orders = "both orders" if len(self.orders) == 2 else f"{self.orders[0]} order"
+        if self.kind == "likelihood":
+            return f"likelihood, {orders}"
+        return f"greedy generation, {self.parser} parser, {orders}"
+
 
 LIKELIHOOD = AnswerMode()
+#: PAlign's own pipeline: greedy text in the original order only, read by its regex, no answer cue.
+PALIGN = AnswerMode(kind="generation", parser="paper", orders=("original",), cue="", calibrate=False)
 
 
 @dataclass
 class Answers:
-    """A method's answers to ``items``: option probabilities in identity order and derived choices."""
+    """A method's answers to ``items``: option probabilities in identity order and derived choices.
+
+    ``by_order[o]`` holds the probabilities from order ``o`` alone; ``probs`` is their mean. ``prior[o]`` is
+    the content-free distribution under the same prompt and order (likelihood mode with calibration).
+    """
 
     items: tuple[int, ...]  # item numbers
     probs: np.ndarray  # (n_items, 5): P(Very Accurate) .. P(Very Inaccurate)
     info: dict = field(default_factory=dict)  # method details to record (alpha chosen, steps, ...)
     mass: np.ndarray | None = None  # (n_items,) next-token mass on the option letters, mean over orders
+    by_order: dict[str, np.ndarray] = field(default_factory=dict)
+    prior: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def agreement(self) -> np.ndarray:
@@ -82,12 +103,17 @@ class Answers:
 
     def frame(self, **columns) -> pd.DataFrame:
         """Tidy rows (one per item): ``predicted`` = chosen agreement (``persona.papi.metrics`` input),
-        ``expected``, ``p5..p1`` (p5 = P(Very Accurate)) and ``label_mass`` (NaN without a model), plus
-        ``columns`` and ``info``."""
+        ``expected``, ``p5..p1`` (p5 = P(Very Accurate)), ``label_mass`` (NaN without a model), the same per
+        order (``p5_orig`` ...) and the content-free prior per order (``cf5_orig`` ..., the same on every
+        row), plus ``columns`` and ``info``."""
         out = pd.DataFrame({"item": list(self.items), "predicted": self.agreement, "expected": self.expected})
         out["label_mass"] = self.mass if self.mass is not None else np.nan
         for k in range(5):
             out[f"p{5 - k}"] = self.probs[:, k]  # p5 = P(Very Accurate)
+        for order, tag in ORDER_TAGS.items():
+            for k in range(5):
+                out[f"p{5 - k}_{tag}"] = self.by_order[order][:, k] if order in self.by_order else np.nan
+                out[f"cf{5 - k}_{tag}"] = self.prior[order][k] if order in self.prior else np.nan
         for key, value in {**columns, **self.info}.items():
             out[key] = value
         return out
@@ -140,32 +166,46 @@ def _generated_probs(engine, asked, mode: AnswerMode) -> tuple[np.ndarray, np.nd
     return probs, (~np.isnan(probs).any(axis=1)).astype(float)
 
 
-def score_items(engine, items: Sequence[Item], system: str | None, mode: AnswerMode = LIKELIHOOD,
-                cue: str = ANSWER_CUE) -> Answers:
+def score_items(engine, items: Sequence[Item], system: str | None, mode: AnswerMode = LIKELIHOOD) -> Answers:
     """Answers to ``items`` in every order of ``mode``, averaged in identity order.
 
-    All orders go to the engine in one call, so the shared system prefix is encoded once for all of them.
-    In generation mode an item that no order answered is a NaN row (``mass`` 0), left out by the metrics;
-    when the orders disagree the answer is split between them.
+    All orders (and, when calibrating, one content-free question per order) go to the engine in one call,
+    so the shared system prefix is encoded once for all of them. In generation mode an item that no order
+    answered is a NaN row (``mass`` 0), left out by the metrics; when the orders disagree the answer is split
+    between them.
     """
     if not items:
         return Answers((), np.zeros((0, 5)), mass=np.zeros(0))
-    asked = [p for order in mode.orders for p in prompts.prompts(items, system, order, cue)]
+    asked = [p for order in mode.orders for p in prompts.prompts(items, system, order, mode.cue)]
+    n_cf = 0
     if mode.kind == "likelihood":
+        if mode.calibrate:
+            asked += [prompts.content_free_prompt(system, order, mode.cue) for order in mode.orders]
+            n_cf = len(mode.orders)
         result = engine.score(asked)
         probs, mass = np.asarray(result.probs, dtype=np.float64), np.asarray(result.mass, dtype=np.float64)
     else:
         probs, mass = _generated_probs(engine, asked, mode)
-    probs = probs.reshape(len(mode.orders), len(items), -1)
-    mass = mass.reshape(len(mode.orders), len(items))
-    return Answers(tuple(i.number for i in items), mean_over_orders(probs), mass=mass.mean(axis=0))
+    n = len(mode.orders) * len(items)
+    prior = {order: probs[n + j] for j, order in enumerate(mode.orders)} if n_cf else {}
+    probs = probs[:n].reshape(len(mode.orders), len(items), -1)
+    mass = mass[:n].reshape(len(mode.orders), len(items))
+    return Answers(tuple(i.number for i in items), mean_over_orders(probs), mass=mass.mean(axis=0),
+                   by_order=dict(zip(mode.orders, probs)), prior=prior)
 
 
-def selection_score(answers: Answers, subject: Subject, items: Sequence[Item], convention: Convention) -> float:
-    """Sum over domains of the per-domain MAE (the paper's Score) for one subject, via ``persona.papi.metrics``."""
+def selection_loss(answers: Answers, subject: Subject, items: Sequence[Item], convention: Convention,
+                   criterion: str = "score") -> float:
+    """What a method minimises on validation items for one subject: the paper's Score (sum over domains of
+    the per-domain MAE of the chosen option) or, with ``criterion="expected"``, the same sum for the expected
+    answer (continuous, so it rarely ties when a small model answers the middle option everywhere)."""
+    if criterion not in ("score", "expected"):
+        raise ValueError(f"criterion must be 'score' or 'expected', got {criterion!r}")
     preds = answers.frame(subject=subject.case, method="selection")
+    if criterion == "expected":
+        preds["predicted"] = preds["expected"]
     truth = answers_frame([subject], list(items))
-    per = metrics.subject_domain_mae(preds, truth, convention)
+    per = metrics.subject_domain_mae(preds[["method", "subject", "item", "predicted"]], truth, convention)
     value = float(np.nansum(per.to_numpy()))
     return value if np.isfinite(value) else float("inf")
 

@@ -1,116 +1,137 @@
-"""PAS as a method: contrast activations (once per model, cached), per-subject fit, alpha selection.
+"""PAS as a method: contrast activations (once per model), per-subject fit, alpha selection, and the
+positive control that checks the steering moves answers at all.
+
+Contrast prompts (``Contrast``), subject-independent, read at the last token:
+
+``content`` (default)
+    every known item asked in both option orders, with the same answer cue as the test prompts, once
+    answered with the letter of "Very Accurate" and once with the letter of "Very Inaccurate". The
+    variants are labelled by content (agree / disagree), so the letter differs within a class and a
+    direction cannot be just "the first letter".
+``palign``
+    PAlign's construction: the original order only, no cue, the item text not lower-cased, answered "A"
+    (agree) and "E" (disagree). Letter and content coincide.
 
 Protocols (``protocol=``):
 
 ``paper``
     as PAlign's ``process_pas``: probes and directions from all known items, then every alpha of the
-    grid is evaluated **on the held-out test items** and the best test score is kept. Because alpha = 0
+    grid is evaluated **on the held-out test items** and the best test Score is kept. Because alpha = 0
     (few-shot alone) is in the grid, the reported result can never be worse than few-shot on the test
     metric: the selection itself uses the test answers.
 ``honest``
     alpha is chosen without the test answers: the known items are split (seeded, per domain) into a
     fitting part and a validation part; probes, directions and the few-shot prompt use the fitting
-    part, each alpha is scored on the validation part, the best alpha is kept, and the directions and
-    prompt are then rebuilt from all known items for answering (the usual refit after model selection).
+    part, each alpha is scored on the validation part (by ``criterion``), the best alpha is kept, and the
+    directions and prompt are then rebuilt from all known items for answering (the usual refit).
 
-``few_shot=False`` steers with PAlign's default system prompt instead of the subject's answers (PAS
-without the few-shot prompt). ``convention`` decides what the method may read: ``paper`` uses the
-stored values as if they were agreement (PAlign's behaviour, inverted on reverse-keyed items),
-``corrected`` uses the subject's real agreement; probe labels and the prompt both follow it.
+K, the number of steered heads, is a share of all heads (``k_share``; PAlign's 24 of Llama-3-8B's 1,024
+heads is 2.3%). ``few_shot=False`` steers with PAlign's default system prompt instead of the subject's
+answers. ``convention`` decides what the method may read: ``paper`` uses the stored values as if they were
+agreement (PAlign's behaviour, inverted on reverse-keyed items), ``corrected`` the subject's real
+agreement; probe labels and the prompt both follow it. Every alpha evaluated is recorded in ``trace`` with
+the optimisation time spent so far (the cost chapter's quality-against-time curve).
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import Sequence
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
-from persona.engine import build_prompt
-from persona.papi.data import Convention, Item, Subject
+from persona.engine import Template, build_prompt, order_permutation
+from persona.papi.data import OPTIONS, Convention, Item, Subject
 from persona.papi.methods.base import (
-    LIKELIHOOD,
-    AnswerMode,
-    Answers,
-    few_shot_system,
-    label_values,
-    score_items,
-    selection_score,
+    LIKELIHOOD, OPTION_AGREEMENT, AnswerMode, Answers, few_shot_system, label_values, score_items, selection_loss,
     split_known,
 )
-from persona.papi.methods.pas_core import PASDirections, fit_pas
-from persona.papi.prompts import CONTRAST_TEMPLATE, DEFAULT_SYSTEM, mc_item
-from persona.paths import cache_dir
+from persona.papi.methods.pas_core import PASDirections, fit_pas, head_count
+from persona.papi.prompts import ANSWER_CUE, CONTRAST_TEMPLATE, DEFAULT_SYSTEM, ORDER_TAGS, ORDERS, TEMPLATE, mc_item
 from persona.steering import capture_last_token, find_head_layout, steer
 from persona.timing import StageTimer, maybe_stage
 
 ALPHAS: tuple[float, ...] = (0, 1, 2, 4, 6, 8)
+K_SHARE = 24 / 1024  # PAlign's K on Llama-3-8B-Instruct (32 layers x 32 heads)
+AGREE, DISAGREE = 0, len(OPTIONS) - 1  # option identities: Very Accurate, Very Inaccurate
 
 
-def contrast_sequences(engine, items: Sequence[Item]) -> list[list[int]]:
-    """Token ids of each item's prompt answered "A" and answered "E": ``[A_0, E_0, A_1, E_1, ...]``.
+@dataclass(frozen=True)
+class Contrast:
+    """How the subject-independent contrast prompts are built (see the module docstring)."""
 
-    The prompt is the PAPI question in the original option order (A = Very Accurate) under PAlign's
-    default system prompt, rendered exactly as the engine renders a question; the answer letter is
-    the last token. (PAlign's Llama-3 path cut that letter off with ``[:-5]``; we keep it.)
+    name: str
+    orders: tuple[str, ...]
+    cue: str
+    template: Template
+
+    @property
+    def agree(self) -> tuple[bool, ...]:
+        """Per variant (order by order: agree, then disagree): does it answer with the agreeing option?"""
+        return (True, False) * len(self.orders)
+
+    def texts(self, engine, item: Item) -> list[str]:
+        """The rendered prompt + answer letter of each variant, in ``agree`` order."""
+        out = []
+        for order in self.orders:
+            prompt = build_prompt(mc_item(item), self.template, system=DEFAULT_SYSTEM,
+                                  permutation=order_permutation(len(OPTIONS), order), assistant_prefix=self.cue)
+            text = engine.render(prompt)
+            position = {identity: pos for pos, identity in enumerate(prompt.identity_of_position)}
+            out += [text + prompt.labels[position[identity]] for identity in (AGREE, DISAGREE)]
+        return out
+
+
+CONTENT = Contrast("content", ORDERS, ANSWER_CUE, TEMPLATE)
+PALIGN = Contrast("palign", ("original",), "", CONTRAST_TEMPLATE)
+CONTRASTS = {c.name: c for c in (CONTENT, PALIGN)}
+
+
+def contrast_sequences(engine, items: Sequence[Item], contrast: Contrast = CONTENT) -> list[list[int]]:
+    """Token ids of every variant of every item, item by item; the answer letter is the last token.
+
+    (PAlign's Llama-3 path cut that letter off with ``[:-5]``, making A- and E-prompts identical; we keep it.)
     """
-    out = []
-    for item in items:
-        text = engine.render(build_prompt(mc_item(item), CONTRAST_TEMPLATE, system=DEFAULT_SYSTEM))
-        for letter in ("A", "E"):
-            ids = engine.tokenizer(text + letter, add_special_tokens=not engine.use_chat_template)["input_ids"]
-            out.append(list(ids))
-    return out
+    return [list(engine.tokenizer(text, add_special_tokens=not engine.use_chat_template)["input_ids"])
+            for item in items for text in contrast.texts(engine, item)]
 
 
-def contrast_activations(
-    engine, items: Sequence[Item], *, batch_size: int = 8, cache: bool = True, model_key: str | None = None
-) -> np.ndarray:
-    """Subject-independent PAS activations ``(n_items, 2, L, H, D)``, cached on disk.
+def contrast_activations(engine, items: Sequence[Item], contrast: Contrast = CONTENT, *,
+                         batch_size: int = 8) -> np.ndarray:
+    """Subject-independent PAS activations ``(n_items, V, L, H, D)`` (V = 2 per order), computed afresh.
 
-    The cache key hashes the model identity (name, dtype, a weight checksum) and the exact token ids,
-    so a changed prompt or model never reuses stale activations.
+    Computed once per model and run, never read from a disk cache, so their cost is measured every time.
     """
-    model = engine.model
-    sequences = contrast_sequences(engine, items)
-    layout = find_head_layout(model)
-    digest = hashlib.sha256()
-    first = layout.modules[0].weight
-    ident = model_key or f"{getattr(model.config, '_name_or_path', '')}|{first.dtype}|{float(first.detach().double().sum()):.6e}"
-    digest.update(ident.encode())
-    for seq in sequences:
-        digest.update(np.asarray(seq, dtype=np.int64).tobytes())
-    path = cache_dir() / "pas" / f"{digest.hexdigest()[:20]}.npy"
-    if cache and path.exists():
-        return np.load(path)
-    flat = capture_last_token(model, sequences, pad_id=engine.pad_id, batch_size=batch_size, layout=layout)
-    acts = flat.reshape(len(items), 2, *flat.shape[1:])
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".partial.npy")
-        np.save(tmp, acts)
-        tmp.replace(path)
-    return acts
+    sequences = contrast_sequences(engine, items, contrast)
+    flat = capture_last_token(engine.model, sequences, pad_id=engine.pad_id, batch_size=batch_size)
+    return flat.reshape(len(items), len(contrast.agree), *flat.shape[1:])
 
 
 class PAS:
-    """Personality Activation Search with a chosen protocol; see the module docstring."""
+    """Personality Activation Search with a chosen protocol; see the module docstring.
+
+    ``activations`` may be a callable that computes them on first use, so a run whose PAS results are
+    already stored does not pay for them.
+    """
 
     def __init__(
         self,
         engine,
-        model,
-        activations: np.ndarray,
+        activations: np.ndarray | Callable[[], np.ndarray],
         activation_items: Sequence[Item],
         *,
+        contrast: Contrast = CONTENT,
         protocol: str = "honest",
         test_items: Sequence[Item] | None = None,
         few_shot: bool = True,
         convention: Convention = "corrected",
         alphas: Sequence[float] = ALPHAS,
-        k: int = 24,
+        k_share: float = K_SHARE,
         seed: int = 0,
         val_fraction: float = 0.2,
+        criterion: str = "expected",
         timer: StageTimer | None = None,
         mode: AnswerMode = LIKELIHOOD,
     ) -> None:
@@ -118,42 +139,55 @@ class PAS:
             raise ValueError(f"protocol must be 'paper' or 'honest', got {protocol!r}")
         if protocol == "paper" and test_items is None:
             raise ValueError("the paper protocol selects alpha on the test items: pass test_items")
-        self.engine, self.model = engine, model
-        self.layout = find_head_layout(model)
-        self.activations = activations
+        if not alphas or 0 not in alphas:
+            raise ValueError(f"the alpha grid must contain 0 (no steering), got {list(alphas)!r}")
+        self.engine = engine
+        self.layout = find_head_layout(engine.model)
+        self._activations = activations
         self.row = {item.number: r for r, item in enumerate(activation_items)}
-        self.protocol, self.test_items, self.few_shot = protocol, test_items, few_shot
-        self.convention, self.alphas, self.k, self.seed = convention, tuple(alphas), k, seed
-        self.val_fraction = val_fraction
-        self.timer = timer
-        self.mode = mode
+        self.contrast, self.protocol, self.test_items, self.few_shot = contrast, protocol, test_items, few_shot
+        self.convention, self.alphas, self.seed = convention, tuple(alphas), seed
+        self.k = head_count(k_share, self.layout.n_layers * self.layout.n_heads)
+        self.val_fraction, self.criterion = val_fraction, criterion if protocol == "honest" else "score"
+        self.timer, self.mode = timer, mode
         self.name = f"pas[{protocol}{'' if few_shot else ',no-fs'},{convention}]"
         self.directions: PASDirections | None = None
         self.system: str | None = None
         self.alpha: float | None = None
-        self.sweep: dict[float, float] = {}
+        self.trace: list[dict] = []
         self._answers: dict[tuple[tuple[int, ...], float], Answers] = {}
 
     # -- pieces
+    @property
+    def activations(self) -> np.ndarray:
+        if callable(self._activations):
+            self._activations = self._activations()
+        return self._activations
+
     def _fit_directions(self, subject: Subject, items: Sequence[Item]) -> PASDirections:
         acts = self.activations[[self.row[i.number] for i in items]]
-        return fit_pas(acts, label_values(subject, items, self.convention), k=self.k, seed=self.seed)
+        return fit_pas(acts, label_values(subject, items, self.convention), agree=self.contrast.agree, k=self.k,
+                       seed=self.seed)
 
     def _system(self, subject: Subject, items: Sequence[Item]) -> str:
         return few_shot_system(subject, items, self.convention) if self.few_shot else DEFAULT_SYSTEM
 
     def _score(self, items: Sequence[Item], system: str, directions: PASDirections, alpha: float) -> Answers:
-        with steer(self.model, directions.shifts(alpha), layout=self.layout):
+        with steer(self.engine.model, directions.shifts(alpha), layout=self.layout):
             return score_items(self.engine, items, system, self.mode)
 
-    def _sweep(self, subject, items, system, directions) -> tuple[float, dict[float, Answers]]:
-        answers, scores = {}, {}
+    def _sweep(self, subject, items, system, directions, where: str) -> tuple[float, dict[float, Answers]]:
+        answers, losses = {}, {}
         for alpha in self.alphas:
             answers[alpha] = self._score(items, system, directions, alpha)
-            scores[alpha] = selection_score(answers[alpha], subject, items, self.convention)
-        self.sweep = scores
-        best = min(self.alphas, key=lambda a: (scores[a], self.alphas.index(a)))  # ties -> earlier in grid
+            losses[alpha] = selection_loss(answers[alpha], subject, items, self.convention, self.criterion)
+            self._record(alpha=alpha, loss=losses[alpha], on=where)
+        best = min(self.alphas, key=lambda a: (losses[a], self.alphas.index(a)))  # ties -> earlier in grid
         return best, answers
+
+    def _record(self, **row) -> None:
+        self.trace.append({**row, "criterion": self.criterion, "wall_s": time.perf_counter() - self._wall0,
+                           "cpu_s": time.process_time() - self._cpu0})
 
     def _stage(self, stage: str, subject: Subject):
         return maybe_stage(self.timer, f"pas/{stage}", method=self.name, subject=subject.case)
@@ -161,13 +195,15 @@ class PAS:
     # -- Method interface
     def fit(self, subject: Subject, known: Sequence[Item]) -> None:
         self._answers.clear()
+        self.trace = []
         self._case = subject.case
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
         if self.protocol == "paper":
             with self._stage("probes", subject):
                 self.directions = self._fit_directions(subject, known)
             self.system = self._system(subject, known)
             with self._stage("alpha-search", subject):
-                self.alpha, answers = self._sweep(subject, self.test_items, self.system, self.directions)
+                self.alpha, answers = self._sweep(subject, self.test_items, self.system, self.directions, "test")
             key = tuple(i.number for i in self.test_items)
             for alpha, ans in answers.items():
                 self._answers[(key, alpha)] = ans
@@ -176,7 +212,8 @@ class PAS:
             with self._stage("probes", subject):
                 directions = self._fit_directions(subject, fit_items)
             with self._stage("alpha-search", subject):
-                self.alpha, _ = self._sweep(subject, val_items, self._system(subject, fit_items), directions)
+                self.alpha, _ = self._sweep(subject, val_items, self._system(subject, fit_items), directions,
+                                            "validation")
             if self.alpha == 0:  # no steering: the directions are never used, skip the refit
                 self.directions = directions
             else:
@@ -194,3 +231,33 @@ class PAS:
         ans = self._answers[key]
         ans.info = {"alpha": self.alpha, "n_heads": len(self.directions.heads)}
         return ans
+
+
+# ------------------------------------------------------------------------------------ positive control
+
+
+def agree_directions(activations: np.ndarray, contrast: Contrast, k: int, seed: int = 0) -> PASDirections:
+    """The direction of *agreeing*: PAS fitted for a subject who agrees with every item (agreeing
+    variants labelled 1), so steering along it with alpha > 0 should raise the answers' agreement."""
+    return fit_pas(activations, np.full(len(activations), 5), agree=contrast.agree, k=k, seed=seed)
+
+
+def dose_response(engine, items: Sequence[Item], directions: PASDirections, alphas: Sequence[float], *,
+                  system: str = DEFAULT_SYSTEM, mode: AnswerMode = LIKELIHOOD) -> pd.DataFrame:
+    """Expected answer (agreement 1..5, probability-weighted) per alpha, item and option order.
+
+    The positive control of the steering: with an *agree* direction, the expected answer should rise with
+    alpha in both orders. A direction that only moves one order moves a letter, not the content.
+    """
+    layout = find_head_layout(engine.model)
+    rows = []
+    for alpha in alphas:
+        with steer(engine.model, directions.shifts(alpha), layout=layout):
+            answers = score_items(engine, items, system, mode)
+        frame = answers.frame(alpha=alpha)
+        for order, tag in ORDER_TAGS.items():
+            if order in answers.by_order:
+                expected = answers.by_order[order] @ OPTION_AGREEMENT
+                rows.append(frame[["item"]].assign(alpha=alpha, order=order, expected=expected))
+        rows.append(frame[["item", "expected"]].assign(alpha=alpha, order="both"))
+    return pd.concat(rows, ignore_index=True)

@@ -12,6 +12,7 @@ one head in ten on SmolLM2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,24 +20,34 @@ import torch
 from persona.steering import HeadShift
 
 
-def contrast_labels(agreement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels for the A-/E-answered contrast prompts of each known item, from the subject's answers.
+def contrast_labels(agreement: np.ndarray, agree: Sequence[bool] = (True, False)) -> tuple[np.ndarray, np.ndarray]:
+    """Labels for each known item's contrast prompts, from the subject's answers.
 
     ``agreement`` holds one answer per item on the 1..5 scale of agreement with the item text
-    (5 = Very Accurate); 0 means missing. Items answered 0 or 3 are dropped; 4-5 label the A-prompt 1
-    and the E-prompt 0; 1-2 the reverse. Returns ``(kept_item_indices, labels)`` with labels ordered
-    ``[A_0, E_0, A_1, E_1, ...]`` over the kept items, matching the activation layout below.
+    (5 = Very Accurate); 0 means missing. ``agree[v]`` says whether contrast variant ``v`` answers with the
+    agreeing option (PAlign: ``(True, False)`` for the A- and E-answered prompt). Items answered 0 or 3 are
+    dropped; for a subject who agrees (4-5) the agreeing variants are labelled 1 and the disagreeing ones
+    0, and the reverse for 1-2. Returns ``(kept_item_indices, labels)`` with labels ordered item by item,
+    variant by variant, matching ``pair_activations``.
     """
     agreement = np.asarray(agreement)
     kept = np.flatnonzero((agreement != 0) & (agreement != 3))
-    a_label = (agreement[kept] > 3).astype(int)
-    labels = np.stack([a_label, 1 - a_label], axis=1).reshape(-1)
-    return kept, labels
+    agrees = (agreement[kept] > 3).astype(int)[:, None]
+    variant = np.asarray(agree, dtype=bool)[None, :]
+    labels = np.where(variant, agrees, 1 - agrees)
+    return kept, labels.reshape(-1)
 
 
 def pair_activations(activations: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    """Select kept items from ``(n_items, 2, L, H, D)`` contrast activations -> ``(2 * n_kept, L, H, D)``."""
+    """Select kept items from ``(n_items, V, L, H, D)`` contrast activations -> ``(V * n_kept, L, H, D)``."""
     return activations[kept].reshape(-1, *activations.shape[2:])
+
+
+def head_count(share: float, n_heads: int) -> int:
+    """K as a share of all heads (PAlign's 24 of Llama-3-8B's 1,024 is 2.3%), at least one head."""
+    if not 0 < share <= 1:
+        raise ValueError(f"k_share must be in (0, 1], got {share!r}")
+    return max(1, int(round(share * n_heads)))
 
 
 def fit_logistic_batched(
@@ -46,9 +57,15 @@ def fit_logistic_batched(
 
     Minimises, per group, ``c * sum(logloss) + 0.5 * ||w||^2`` with an unpenalised intercept: the
     objective of scikit-learn's default ``LogisticRegression(C=c)``, which the original fits one head
-    at a time. The problem is strictly convex, so damped Newton steps (batched solves, halving a step
-    until the objective does not increase) reach the same optimum for all groups in a few dozen
-    matrix operations instead of one solver run per head. Returns ``(weights (G, d), intercepts (G,))``.
+    at a time. The problem is strictly convex, so damped Newton steps reach the same optimum for all
+    groups in a few dozen batched matrix operations instead of one solver run per head.
+
+    Safeguards, for features with large values and more dimensions than samples (Gemma-3-270M: head
+    width 256, activations up to |46|): a step is only taken when it does not increase a group's objective
+    (halving it up to 40 times, else the group keeps its weights); a Hessian that cannot be solved is
+    damped (Levenberg-Marquardt) until it can; and a group that has not converged after ``max_iter``
+    steps is refitted alone with scikit-learn's solver at a tight tolerance. Returns ``(weights (G, d),
+    intercepts (G,))``.
     """
     x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     g, n, d = x64.shape
@@ -56,32 +73,53 @@ def fit_logistic_batched(
     target = torch.as_tensor(np.asarray(y), dtype=torch.float64).expand(g, n)
     penalty = torch.ones(d + 1, dtype=torch.float64)
     penalty[-1] = 0.0
+    eye = torch.eye(d + 1, dtype=torch.float64)
 
     def objective(w: torch.Tensor) -> torch.Tensor:
         z = torch.einsum("gnd,gd->gn", xa, w)
         loss = torch.nn.functional.softplus(z) - target * z  # -log-likelihood, numerically stable
         return c * loss.sum(dim=1) + 0.5 * (penalty * w * w).sum(dim=1)
 
+    def gradient(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.sigmoid(torch.einsum("gnd,gd->gn", xa, w))
+        return c * torch.einsum("gnd,gn->gd", xa, p - target) + penalty * w, p
+
     w = torch.zeros(g, d + 1, dtype=torch.float64)
     current = objective(w)
+    converged = torch.zeros(g, dtype=torch.bool)
     for _ in range(max_iter):
-        p = torch.sigmoid(torch.einsum("gnd,gd->gn", xa, w))
-        grad = c * torch.einsum("gnd,gn->gd", xa, p - target) + penalty * w
+        grad, p = gradient(w)
         hess = c * torch.einsum("gnd,gn,gne->gde", xa, p * (1 - p), xa) + torch.diag_embed(penalty.expand(g, -1))
-        hess = hess + 1e-10 * torch.eye(d + 1, dtype=torch.float64)  # the intercept has no ridge term
-        step = torch.linalg.solve(hess, grad)
-        scale = torch.ones(g, dtype=torch.float64)
-        for _ in range(30):  # backtracking, per group
-            trial = objective(w - scale[:, None] * step)
-            worse = trial > current + 1e-12 * current.abs()
-            if not worse.any():
+        damping = 1e-10
+        while True:  # the intercept has no ridge term: damp until every system solves
+            step, info = torch.linalg.solve_ex(hess + damping * eye, grad)
+            bad = (info != 0) | ~torch.isfinite(step).all(dim=1)
+            if not bad.any() or damping > 1e6:
                 break
-            scale = torch.where(worse, scale / 2, scale)
-        w = w - scale[:, None] * step
+            damping *= 100
+        step = torch.where(bad[:, None], grad, step)  # still unsolvable: a gradient step, line-searched below
+        scale = torch.ones(g, dtype=torch.float64)
+        accept = torch.zeros(g, dtype=torch.bool)
+        for _ in range(40):  # backtracking, per group: never accept a step that increases the objective
+            trial = objective(w - scale[:, None] * step)
+            ok = torch.isfinite(trial) & (trial <= current + 1e-12 * current.abs())
+            accept |= ok
+            if accept.all():
+                break
+            scale = torch.where(accept, scale, scale / 2)
+        move = torch.where(accept[:, None], scale[:, None] * step, torch.zeros_like(step))
+        w = w - move
         current = objective(w)
-        if float((scale[:, None] * step).abs().max()) < tol:
+        converged = accept & (move.abs().amax(dim=1) < tol)  # a refused step is no convergence
+        if converged.all():
             break
-    return w[:, :d].numpy(), w[:, d].numpy()
+    weights, intercepts = w[:, :d].numpy().copy(), w[:, d].numpy().copy()
+    for group in np.flatnonzero(~converged.numpy()):
+        from sklearn.linear_model import LogisticRegression
+
+        fallback = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(np.asarray(x)[group], np.asarray(y))
+        weights[group], intercepts[group] = fallback.coef_[0], fallback.intercept_[0]
+    return weights, intercepts
 
 
 def probe_accuracies(
@@ -159,13 +197,15 @@ def mass_mean_directions(samples: np.ndarray, labels: np.ndarray, heads: list[tu
     return np.array(directions), np.array(stds)
 
 
-def fit_pas(activations: np.ndarray, agreement: np.ndarray, *, k: int = 24, seed: int = 0) -> PASDirections:
+def fit_pas(activations: np.ndarray, agreement: np.ndarray, *, agree: Sequence[bool] = (True, False),
+            k: int = 24, seed: int = 0) -> PASDirections:
     """All per-subject PAS steps: labels -> probes -> top-k heads -> mass-mean directions and scales.
 
-    ``activations`` are the subject-independent contrast activations ``(n_items, 2, L, H, D)``
-    (index 1: [A-answered, E-answered]); ``agreement`` the subject's answers to the same items.
+    ``activations`` are the subject-independent contrast activations ``(n_items, V, L, H, D)``, ``agree[v]``
+    whether variant ``v`` answers with the agreeing option (PAlign's V = 2: [A-answered, E-answered]);
+    ``agreement`` the subject's answers to the same items.
     """
-    kept, labels = contrast_labels(agreement)
+    kept, labels = contrast_labels(agreement, agree)
     samples = pair_activations(activations, kept)
     n_layers, n_heads = activations.shape[2:4]
     if len(kept) < 3:

@@ -1,0 +1,107 @@
+"""What the alignment chapter computes from its stored runs: the positive control, the methods table, the
+paired verdicts against the paper's effect sizes, and how often each alpha was chosen.
+
+Every verdict goes through ``persona.verdicts`` with subjects as the unit (items are nested in subjects:
+a subject's Score averages its items first), paired (the same subjects and items for both methods).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from persona import verdicts
+from persona.papi import metrics
+
+#: The paper's Scores (Table 1, as quoted by third parties; PAlign's metric), Llama-3-8B-Instruct.
+PAPER_SCORES = {"PAS": 4.41, "Few-shot": 5.96, "DPO": 7.45, "PPO": 7.62}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A claim "``better`` aligns better than ``worse``" on one endpoint, with the paper's effect if any."""
+
+    key: str
+    better: str
+    worse: str
+    paper_effect: float | None
+    paper_label: str
+    convention: str = "corrected"
+    endpoint: str = "score"
+    higher_is_better: bool = False
+
+
+def paper_gap(better: str, worse: str) -> float:
+    """The paper's Score gap between two of its methods (Llama-3-8B-Instruct)."""
+    return round(PAPER_SCORES[worse] - PAPER_SCORES[better], 2)
+
+
+def control_shifts(curve: pd.DataFrame, *, family_size: int = 1) -> pd.DataFrame:
+    """Positive control: per order and alpha, the shift of the expected answer from alpha 0 (items as units,
+    paired) with its interval, and whether it moved as intended (the verdict of "steering along *agree*
+    raises agreement" for alpha > 0, "lowers it" for alpha < 0)."""
+    rows = []
+    for order, block in curve.groupby("order", sort=False):
+        wide = block.pivot_table(index="item", columns="alpha", values="expected")
+        for alpha in [a for a in wide.columns if a != 0]:
+            v = verdicts.paired(wide[alpha], wide[0], higher_is_better=alpha > 0, paper_effect=None,
+                                family_size=family_size, unit="items")
+            sign = 1 if alpha > 0 else -1  # the verdict's effect is in the intended direction
+            low, high = sorted((sign * v.ci_low, sign * v.ci_high))
+            rows.append({"order": order, "alpha": alpha, "shift": sign * v.effect, "ci_low": low, "ci_high": high,
+                         "n_items": v.n, "moved_as_intended": v.verdict == verdicts.REPLICATED})
+    return pd.DataFrame(rows)
+
+
+def methods_table(table: pd.DataFrame, methods: Sequence[str], *, calibration: str = "raw",
+                  view: str = "both") -> pd.DataFrame:
+    """Mean endpoints per method (rows in the given order) with 95% intervals over subjects, as text."""
+    summary = metrics.endpoint_summary(table[(table["calibration"] == calibration) & (table["view"] == view)])
+    summary = summary.set_index("method").reindex([m for m in methods if m in set(summary["method"])])
+
+    def cell(row, name, digits=2):
+        if not np.isfinite(row[name]):
+            return "undefined"
+        interval = f" [{row[name + '_low']:.{digits}f}, {row[name + '_high']:.{digits}f}]" \
+            if np.isfinite(row[name + "_low"]) else ""
+        return f"{row[name]:.{digits}f}{interval}"
+
+    return pd.DataFrame({
+        "Score (chosen option)": [cell(r, "score") for _, r in summary.iterrows()],
+        "Score (expected answer)": [cell(r, "expected_score") for _, r in summary.iterrows()],
+        "rank correlation": [cell(r, "rho") for _, r in summary.iterrows()],
+        "answers 'Neither'": [f"{r['neither']:.0%}" if np.isfinite(r["neither"]) else "" for _, r in summary.iterrows()],
+        "subjects": summary["score_n"].astype(int).to_list(),
+    }, index=summary.index)
+
+
+def compare(tables: dict[str, pd.DataFrame], comparisons: Sequence[Comparison]) -> dict[str, verdicts.Verdict]:
+    """The verdict of each comparison (family = all of them), on per-subject endpoint values.
+
+    ``tables[convention]`` is ``metrics.endpoints`` in that convention; raw probabilities, both orders.
+    A comparison whose methods were not run is *not testable here*.
+    """
+    out = {}
+    for c in comparisons:
+        table = tables[c.convention]
+        block = table[(table["calibration"] == "raw") & (table["view"] == "both")]
+        values = {m: block[block["method"] == m].set_index("subject")[c.endpoint] for m in (c.better, c.worse)}
+        if any(v.empty for v in values.values()):
+            out[c.key] = verdicts.not_testable(f"{c.better} or {c.worse} was not run")
+            continue
+        common = values[c.better].index.intersection(values[c.worse].index)
+        out[c.key] = verdicts.paired(values[c.better].loc[common], values[c.worse].loc[common],
+                                     higher_is_better=c.higher_is_better, paper_effect=c.paper_effect,
+                                     paper_label=c.paper_label, family_size=len(comparisons),
+                                     effect_label=f"{c.endpoint}({c.worse}) - {c.endpoint}({c.better})"
+                                     if not c.higher_is_better else f"{c.endpoint}({c.better}) - {c.endpoint}({c.worse})")
+    return out
+
+
+def alpha_choices(predictions: pd.DataFrame) -> pd.DataFrame:
+    """How often each alpha was chosen, per PAS variant (one row per method and alpha)."""
+    pas = predictions[predictions["method"].str.startswith("pas[")].drop_duplicates(["method", "subject"])
+    return pas.groupby(["method", "alpha"]).size().rename("subjects").reset_index()
