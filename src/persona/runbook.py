@@ -55,7 +55,7 @@ GENERATED_DOCS = "book/generated"
 #: The profile section holding settings of the runner itself, and the keys it may hold.
 BOOK_SECTION = "_book"
 BOOK_KEYS = ("profile", "model")
-PINNED = ["torch", "transformers", "trl", "peft", "pandas", "statsmodels", "pingouin", "seaborn",
+PINNED = ["torch", "transformers", "peft", "pandas", "statsmodels", "pingouin", "seaborn",
           "papermill", "jupyter-book", "myst-nb"]
 #: A progress line the kernel keeps rewriting (``\r``, e.g. tqdm) is forwarded at most this often (seconds).
 PROGRESS_EVERY = 30.0

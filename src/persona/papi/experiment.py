@@ -236,6 +236,8 @@ def _fit_and_answer(method: Method, name: str, subject: papi.Subject, setup: Pap
     store.save(f"{name}~times", subject.case, times)
     if getattr(method, "trace", None):
         store.save(f"{name}~trace", subject.case, pd.DataFrame(method.trace).assign(method=name, subject=subject.case))
+    if hasattr(method, "state"):
+        store.save(f"{name}~state", subject.case, method.state())
     return frame
 
 
@@ -269,6 +271,11 @@ def missing(store: ResultStore, methods: Sequence[str], setup: PapiSetup,
 def records(store: ResultStore, methods: Sequence[str], kind: str) -> pd.DataFrame:
     """The stored ``kind`` ("times" or "trace") of ``methods``, all subjects."""
     return store.load([f"{m}~{kind}" for m in methods])
+
+
+def fitted_state(store: ResultStore, method: str, subject: papi.Subject) -> pd.DataFrame:
+    """What a stored fit of ``method`` chose for ``subject`` (PAS: heads, directions, alpha)."""
+    return store.read(f"{method}~state", subject.case)
 
 
 # ----------------------------------------------------------------------------------- tables

@@ -221,6 +221,23 @@ class PAS:
                     self.directions = self._fit_directions(subject, known)
             self.system = self._system(subject, known)
 
+    def state(self) -> pd.DataFrame:
+        """What the fit chose, to store beside the predictions: the heads and directions with the alpha.
+
+        (The few-shot prompt is rebuilt from the subject's known answers.) ``restore`` reads it back.
+        """
+        if self.directions is None or self.alpha is None:
+            raise RuntimeError("fit() first")
+        return self.directions.frame().assign(alpha=self.alpha)
+
+    def restore(self, state: pd.DataFrame, subject: Subject, known: Sequence[Item]) -> None:
+        """Set the fitted state of ``subject`` from a stored ``state()`` instead of fitting again."""
+        self._answers.clear()
+        self._case = subject.case
+        self.alpha = float(state["alpha"].iloc[0])
+        self.directions = PASDirections.from_frame(state.drop(columns="alpha"))
+        self.system = self._system(subject, known)
+
     def answer(self, items: Sequence[Item]) -> Answers:
         if self.directions is None or self.alpha is None:
             raise RuntimeError("fit() first")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from persona.steering import HeadShift
@@ -170,6 +171,21 @@ class PASDirections:
     directions: np.ndarray  # (k, head_dim), unit norm
     stds: np.ndarray  # (k,)
     accuracies: np.ndarray  # (L, H, 2) probe accuracies behind the ranking
+
+    def frame(self) -> pd.DataFrame:
+        """One row per chosen head (layer, head, std, d0..d{D-1}): what a fit keeps, as a table to store."""
+        out = pd.DataFrame(self.directions, columns=[f"d{j}" for j in range(self.directions.shape[1])])
+        out.insert(0, "std", self.stds)
+        out.insert(0, "head", [h for _, h in self.heads])
+        out.insert(0, "layer", [layer for layer, _ in self.heads])
+        return out
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> "PASDirections":
+        """The directions a stored ``frame()`` describes (probe accuracies are not kept)."""
+        dims = [c for c in frame.columns if c.startswith("d") and c[1:].isdigit()]
+        return cls(tuple(zip(frame["layer"].astype(int), frame["head"].astype(int))),
+                   frame[dims].to_numpy(float), frame["std"].to_numpy(float), np.full((0, 0, 2), np.nan))
 
     def shifts(self, alpha: float) -> list[HeadShift]:
         """The intervention at strength ``alpha``: ``alpha * std * direction`` on each chosen head."""
