@@ -198,7 +198,8 @@ class DPO:
                 "val_rho": float(rho) if np.isfinite(rho) else np.nan}
 
     def _train(self, rows, pairs, reference, lr: float, steps: int, on_step=None) -> None:
-        """``steps`` AdamW steps of the DPO loss from the adapter's initial state; ``on_step(step, stats)``."""
+        """Up to ``steps`` AdamW steps of the DPO loss from the adapter's initial state; after each step
+        ``on_step(step, stats)`` may return True to stop."""
         s = self.settings
         self._reset_adapter()
         params = [p for p in self.engine.model.parameters() if p.requires_grad]
@@ -222,8 +223,9 @@ class DPO:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if on_step is not None:
-                on_step(step, {"loss": float(loss.detach()), "reward_acc": float(accuracy), "margin": float(margin.detach())})
+            stats = {"loss": float(loss.detach()), "reward_acc": float(accuracy), "margin": float(margin.detach())}
+            if on_step is not None and on_step(step, stats):
+                break
         self.engine.model.eval()
 
     def _inject(self) -> None:
@@ -249,51 +251,55 @@ class DPO:
     def _record(self, **row) -> None:
         self.trace.append({**row, "wall_s": time.perf_counter() - self._wall0, "cpu_s": time.process_time() - self._cpu0})
 
+    def _search(self, lr: float, data: tuple, start: dict, subject: Subject, val_items: Sequence[Item]) -> dict:
+        """Train at ``lr`` from the initial adapter, validating every ``eval_every`` steps; stop after
+        ``patience`` validations without an improvement of ``min_delta``. Returns the best validation."""
+        s = self.settings
+        best = {"val_loss": start["val_loss"], "lr": lr, "step": 0}
+        reference_loss, misses = start["val_loss"], 0
+        self._record(phase="search", lr=lr, step=0, **start, loss=np.nan, reward_acc=np.nan, margin=np.nan)
+
+        def check(step: int, batch: dict) -> bool:
+            nonlocal reference_loss, misses
+            if step % s.eval_every and step != s.max_steps:
+                return False
+            self._train_watch.pause()
+            with self._val_watch:
+                result = self._validate(subject, val_items)
+            self._train_watch.resume()
+            self._record(phase="search", lr=lr, step=step, **result, **batch)
+            if result["val_loss"] < best["val_loss"] - 1e-12:
+                best.update(val_loss=result["val_loss"], step=step)
+            if result["val_loss"] < reference_loss - s.min_delta:
+                reference_loss, misses = result["val_loss"], 0
+            else:
+                misses += 1
+            return misses >= s.patience
+
+        with self._train_watch:
+            self._train(*data, lr, s.max_steps, check)
+        return best
+
     # ---------------------------------------------------------------- Method interface
     def fit(self, subject: Subject, known: Sequence[Item]) -> None:
         self.release()  # a previous subject's adapter, if answer() was the last call
         s = self.settings
         self.trace, self._case = [], subject.case
         self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._train_watch, self._val_watch = Stopwatch(), Stopwatch()
         fit_items, val_items = split_known(known, val_fraction=s.val_fraction, seed=s.seed + subject.case)
         meta = {"method": self.name, "subject": subject.case}
-        train_watch, val_watch = Stopwatch(), Stopwatch()
         with self._stage("dpo/reference", meta):
             rows_all, pairs_all = self._encode(subject, known)
             rows_fit, pairs_fit = self._encode(subject, fit_items)
             reference_all = self._reference(rows_all)
             reference_fit = reference_all[[rows_all.index(r) for r in rows_fit]]
-        with val_watch:
+        with self._val_watch:
             start = self._validate(subject, val_items)  # step 0: the unchanged model, the same for every rate
         self._inject()
-        best = {"val_loss": start["val_loss"], "lr": s.learning_rates[0], "step": 0}
-        for lr in s.learning_rates:
-            self._record(phase="search", lr=lr, step=0, **start, loss=np.nan, reward_acc=np.nan, margin=np.nan)
-            state = {"best": start["val_loss"], "bad": 0, "stop": False}
-
-            def on_step(step: int, batch: dict, lr: float = lr, state: dict = state) -> None:
-                if step % s.eval_every and step != s.max_steps:
-                    return
-                train_watch.pause()
-                with val_watch:
-                    result = self._validate(subject, val_items)
-                self._record(phase="search", lr=lr, step=step, **result, **batch)
-                if result["val_loss"] < best["val_loss"] - 1e-12:
-                    best.update(val_loss=result["val_loss"], lr=lr, step=step)
-                if result["val_loss"] < state["best"] - s.min_delta:
-                    state.update(best=result["val_loss"], bad=0)
-                else:
-                    state["bad"] += 1
-                state["stop"] = state["bad"] >= s.patience
-                train_watch.resume()
-                if state["stop"]:
-                    raise _EarlyStop
-
-            with train_watch:
-                try:
-                    self._train(rows_fit, pairs_fit, reference_fit, lr, s.max_steps, on_step)
-                except _EarlyStop:
-                    pass
+        bests = [self._search(lr, (rows_fit, pairs_fit, reference_fit), start, subject, val_items)
+                 for lr in s.learning_rates]
+        best = min(bests, key=lambda b: (b["val_loss"], b["step"]))  # ties: fewer steps, then the earlier rate
         self.choice = {"lr": best["lr"], "steps": best["step"], "val_loss": best["val_loss"],
                        "val_loss_step0": start["val_loss"], "n_pairs": len(pairs_all)}
         with self._stage("dpo/refit", meta):
@@ -303,8 +309,8 @@ class DPO:
         self._record(phase="refit", lr=best["lr"], step=best["step"], val_loss=np.nan, val_score=np.nan,
                      val_rho=np.nan, loss=np.nan, reward_acc=np.nan, margin=np.nan)
         if self.timer is not None:
-            self.timer.add("dpo/train", train_watch.wall_s, train_watch.cpu_s, **meta)
-            self.timer.add("dpo/validate", val_watch.wall_s, val_watch.cpu_s, **meta)
+            self.timer.add("dpo/train", self._train_watch.wall_s, self._train_watch.cpu_s, **meta)
+            self.timer.add("dpo/validate", self._val_watch.wall_s, self._val_watch.cpu_s, **meta)
         if self.save_dir is not None:
             self.peft_model.save_pretrained(self.save_dir / f"subject-{subject.case}")
 
@@ -329,7 +335,3 @@ class DPO:
 
     def record(self) -> dict:
         return {**asdict(self.settings), "convention": self.convention}
-
-
-class _EarlyStop(Exception):
-    """Raised from the training callback when a learning rate stops improving on validation."""
