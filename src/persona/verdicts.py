@@ -70,7 +70,7 @@ class Verdict:
     def interval(self) -> str:
         if not np.isfinite(self.ci_low):
             return "no interval"
-        return f"[{self._num(self.ci_low)}, {self._num(self.ci_high)}] ({self.level:.1%} CI)"
+        return f"[{self._num(self.ci_low)}, {self._num(self.ci_high)}] ({100 * self.level:.4g}% CI)"
 
     @property
     def power_text(self) -> str:
