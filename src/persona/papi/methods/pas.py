@@ -157,6 +157,10 @@ class PAS:
         self.trace: list[dict] = []
         self._answers: dict[tuple[tuple[int, ...], float], Answers] = {}
 
+    def prepare(self) -> None:
+        """Compute the subject-independent activations now (once per model), outside any subject's fit."""
+        _ = self.activations
+
     # -- pieces
     @property
     def activations(self) -> np.ndarray:
