@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from persona.engine.packing import Packed, device_of, plan, prefix_cache, row_ends
+from persona.engine.packing import Packed, device_of, left_padded, plan, prefix_cache, row_ends
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -32,14 +32,10 @@ def _padded(model, rows: list[list[int]], pad_id: int, eos: set[int], max_new_to
 
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_id,
                               eos_token_id=sorted(eos) or None)
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, seq in enumerate(rows):
-        input_ids[r, width - len(seq):] = torch.tensor(seq)
-        mask[r, width - len(seq):] = 1
-    device = device_of(model)
-    out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=config)
+    inputs = left_padded(rows, pad_id, device_of(model))
+    width = inputs["input_ids"].shape[1]
+    out = model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                         generation_config=config)
     new = out[:, width:].cpu().tolist()
     return [_until_eos(seq, eos, pad_id) for seq in new]
 

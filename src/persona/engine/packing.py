@@ -58,6 +58,25 @@ def device_of(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    """Model inputs for rows of different lengths, padded on the left (every row ends at the last position),
+    with an attention mask and position ids that ignore the padding."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, row in enumerate(rows):
+        ids[k, width - len(row):] = torch.tensor(list(row))
+        mask[k, width - len(row):] = 1
+    positions = (mask.cumsum(1) - 1).clamp(min=0)  # pads get any valid position
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "position_ids": positions.to(device)}
+
+
+def last_logits(model, rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """Next-token logits (float32) after each row, the rows left-padded into one batch (gradients flow)."""
+    out = model(**left_padded(rows, pad_id, device_of(model)), logits_to_keep=1, use_cache=False)
+    return out.logits[:, -1, :].float()
+
+
 def prefix_cache(model, prefix: list[int]):
     """The key/value cache of ``prefix`` (batch 1), to be shared read-only by packed rows."""
     ids = torch.tensor([prefix], device=device_of(model))

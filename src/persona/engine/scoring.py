@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from persona.engine.items import MCPrompt
-from persona.engine.packing import Packed, device_of, plan, prefix_cache, row_ends
+from persona.engine.packing import Packed, device_of, last_logits, plan, prefix_cache, row_ends
 
 STRIP_CHARS = string.whitespace + "()[]{}.,:;!?'\"*_`-"
 
@@ -68,22 +68,6 @@ def label_token_ids(vocab: Sequence[str], labels: Sequence[str], special_ids: se
     if empty:
         raise ValueError(f"No single vocabulary token reads as label(s) {empty}")
     return out
-
-
-@torch.no_grad()
-def _last_logits(model, ids: list[list[int]], pad_id: int) -> torch.Tensor:
-    """Next-token logits (float32) after each row of ``ids``, left-padded into one batch."""
-    device = device_of(model)
-    b, width = len(ids), max(len(s) for s in ids)
-    input_ids = torch.full((b, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((b, width), dtype=torch.long)
-    for r, seq in enumerate(ids):
-        input_ids[r, width - len(seq) :] = torch.tensor(seq)
-        mask[r, width - len(seq) :] = 1
-    position_ids = (mask.cumsum(1) - 1).clamp(min=0)  # pads get any valid position
-    out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
-                logits_to_keep=1, use_cache=False)
-    return out.logits[:, -1, :].float()
 
 
 def _label_probs(logits: torch.Tensor, label_ids: list[list[int]]) -> np.ndarray:
@@ -143,7 +127,7 @@ def score_batched(
                 positions = [list(range(len(prefix), len(prefix) + len(r))) for r in rows]
                 logits = Packed.start(model, prefix, cache).extend(rows, positions, row_ends(rows))
             else:
-                logits = _last_logits(model, rows, pad_id)
+                logits = last_logits(model, rows, pad_id)
             for r, i in enumerate(batch):
                 raw[i] = _label_probs(logits[r : r + 1], label_ids(prompts[i].labels))[0]
             if bar is not None:

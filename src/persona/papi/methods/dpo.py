@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from persona.engine.packing import last_logits
 from persona.papi import prompts
 from persona.papi.data import Convention, Item, Subject, agreement
 from persona.papi.methods.base import (
@@ -131,17 +132,8 @@ def _letter_token(engine, prompt_text: str, prompt_ids: list[int], letter: str) 
 
 
 def _last_logprobs(model, rows: list[list[int]], pad_id: int) -> torch.Tensor:
-    """Log-softmax (float32) of the next token after each left-padded row."""
-    device = next(model.parameters()).device
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for k, row in enumerate(rows):
-        ids[k, width - len(row):] = torch.tensor(row)
-        mask[k, width - len(row):] = 1
-    out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                position_ids=(mask.cumsum(1) - 1).clamp(min=0).to(device), logits_to_keep=1, use_cache=False)
-    return torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    """Log-softmax (float32) of the next token after each row."""
+    return torch.log_softmax(last_logits(model, rows, pad_id), dim=-1)
 
 
 class DPO:
