@@ -1,4 +1,5 @@
-"""Many prompts behind one shared prefix: plan the groups, encode the prefix once, pack the rows.
+"""Many prompts in one forward: plan the groups, encode a shared prefix once, pack the rows behind it
+(or, without a shared prefix, pad them on the left: ``left_padded``).
 
 Prompts with the same ``system`` share a long token prefix (a few-shot block, a persona, a template
 header). ``plan`` groups them and finds that prefix; ``prefix_cache`` encodes it once (batch 1); a
