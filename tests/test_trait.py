@@ -77,6 +77,6 @@ def test_selfreport_items_are_balanced_and_keyed():
     assert talk.keyed_high and talk.high_mask == (True, True, False, False)
     assert not quiet.keyed_high and quiet.high_mask == (False, False, True, True)
     prompts, meta = selfreport_grid(items[:2], templates=(0,))
-    assert "A. Strongly disagree\nB. Disagree" in prompts[2].user  # reversed order of item 0
+    assert "A. Strongly disagree\nB. Disagree" in prompts[1].user  # reversed order of item 0, next to its original
     assert SELFREPORT_ORDERS["reversed"] == (3, 2, 1, 0)
     assert list(meta["mask"][:1]) == ["1100"]

@@ -11,7 +11,7 @@ from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
 from persona.runs import ResultStore
 from persona.trait.items import TraitItem
 from persona.trait.prompts import trait_grid
-from persona.trait.run import TraitSettings, bare_label_ids, run_trait
+from persona.trait.run import TraitSettings, _score_shard, bare_label_ids, draw_samples, run_trait
 from persona.trait.scoring import RAW_COLS, decisions, score_table
 
 
@@ -41,24 +41,40 @@ def fake_items(n=5):
 def test_run_trait_asks_every_task_and_resumes_without_recomputing(tok, tmp_path):
     mirror_or_skip()
     settings = TraitSettings(models=("a", "b"), per_trait=2, persona_per_trait=1, refusal_per_trait=1,
-                             selfreport_per_trait_level=1, max_new_tokens=4, batch_size=8, shard_size=16)
+                             bare_per_trait=1, selfreport_per_trait_level=1, max_new_tokens=4, batch_size=8,
+                             shard_size=16, other_sizes={"per_trait": 1})
     with torch_threads(1):
         first = run_trait(settings, tmp_path, load=tiny_loader(tok))
-        n_items = 8 * 2
-        assert len(first.frames["main"]) == 2 * n_items * 3 * 2  # two models x items x templates x orders
-        assert set(first.frames["main"]["model"]) == {"a", "b"}
+        main = first.frames["main"]
+        assert (main["model"] == "a").sum() == 8 * 2 * 3 * 2  # items x templates x orders
+        assert (main["model"] == "b").sum() == 8 * 1 * 3 * 2  # the second model's smaller sample
+        assert set(main.loc[main["model"] == "b", "key"]) < set(main.loc[main["model"] == "a", "key"])
         for task in ("bare", "persona", "self", "gen"):  # the detail tasks: the first model only
             assert set(first.frames[task]["model"]) == {"a"}, task
         assert len(first.frames["persona"]) == 8 * 1 * 2 * 2  # items x (high, low) x orders
         assert first.frames["gen"]["outcome"].notna().all()
-        shards = sorted(tmp_path.rglob("main/*/shards/*.csv"))
-        assert len(shards) == 2 * 6  # 96 prompts per model in shards of 16
+        assert set(first.frames["gen"]["test"]) == {"TRAIT", "self-report"}
+        cf = first.frames["cf"]
+        assert len(cf[cf["model"] == "b"]) == 3 * 2  # TRAIT: templates x orders
+        assert len(cf[cf["model"] == "a"]) == 3 * 2 * 2 + 8 * 2 * 2  # + self-report, + each persona prompt x order
+        table = first.sample_table()
+        assert table.loc["a", "main"] == 2 and table.loc["b", "main"] == 1
+        shards = sorted(tmp_path.rglob("a/main/*/shards/*.csv"))
+        assert len(shards) == 6  # 96 prompts in shards of 16
         stamp = shards[0].stat().st_mtime_ns
         shards[1].unlink()  # a lost shard is recomputed, the others are reused
         again = run_trait(settings, tmp_path, load=tiny_loader(tok))
     assert shards[0].stat().st_mtime_ns == stamp
     for task, frame in first.frames.items():
         pd.testing.assert_frame_equal(frame, again.frames[task], check_exact=False, atol=1e-6)
+
+
+def test_scoring_an_items_two_orders_together_gives_the_same_probabilities(engine):
+    prompts, meta = trait_grid(fake_items(4), templates=(0, 2))
+    assert meta["order"].tolist()[:4] == ["original", "reversed"] * 2  # an item's orders are neighbours
+    together = _score_shard(engine, prompts, meta, None, by_item=True)
+    at_once = _score_shard(engine, prompts, meta, None, by_item=False)
+    np.testing.assert_allclose(together[RAW_COLS].to_numpy(float), at_once[RAW_COLS].to_numpy(float), atol=1e-5)
 
 
 def test_settings_are_checked_before_any_work():
@@ -68,8 +84,39 @@ def test_settings_are_checked_before_any_work():
         TraitSettings(per_trait=2, persona_per_trait=3)
     with pytest.raises(ValueError, match="templates"):
         TraitSettings(templates=(0, 3))
+    with pytest.raises(ValueError, match="persona_templates"):
+        TraitSettings(persona_templates=())
     with pytest.raises(ValueError, match="detail_models"):
         TraitSettings(models=("a",), detail_models=("b",))
+    with pytest.raises(ValueError, match="other_sizes.per_trait"):
+        TraitSettings(models=("a", "b"), per_trait=2, other_sizes={"per_trait": 3})
+    with pytest.raises(ValueError, match="other_sizes"):
+        TraitSettings(models=("a", "b"), other_sizes={"items": 3})
+    with pytest.raises(ValueError, match="other_sizes.refusal_per_trait"):
+        TraitSettings(models=("a", "b"), per_trait=4, refusal_per_trait=2, other_sizes={"per_trait": 1})
+    with pytest.raises(ValueError, match="shard_size"):
+        TraitSettings(shard_size=15)
+
+
+def test_samples_are_nested_and_balanced(tmp_path):
+    mirror_or_skip()
+    from persona.trait.items import load_trait_items
+    from persona.trait.selfreport import load_selfreport_items
+
+    settings = TraitSettings(models=("a", "b"), per_trait=6, persona_per_trait=3, refusal_per_trait=3,
+                             bare_per_trait=2, selfreport_per_trait_level=2,
+                             other_sizes={"per_trait": 4, "persona_per_trait": 2, "refusal_per_trait": 1,
+                                          "bare_per_trait": 1})
+    samples = draw_samples(settings, load_trait_items(), load_selfreport_items())
+    a, b = samples["a"], samples["b"]
+    assert a.counts() == {"main": 6, "bare": 2, "persona": 3, "refusal": 3, "selfreport": 4,
+                          "selfreport_refusal": 3}
+    assert b.counts()["main"] == 4 and b.counts()["persona"] == 2
+    keys = lambda items: {it.key for it in items}  # noqa: E731
+    assert keys(b.main) <= keys(a.main) and keys(b.persona) <= keys(b.main) and keys(a.refusal) <= keys(a.main)
+    per_trait = pd.Series([it.keyed_high for it in a.selfreport_refusal]).groupby(
+        [it.trait for it in a.selfreport_refusal]).sum()
+    assert (per_trait == 2).all()  # 3 statements per trait: high0, low0, high1
 
 
 def test_bare_tokens_are_a_subset_of_all_tokenisations(engine):

@@ -59,6 +59,23 @@ def test_official_rule_matches_transcription_on_random_items():
         assert ours[i] == official_reference(*shown), i
 
 
+def released_reference(likelihood, likelihood_rev):
+    """The same lines with the plain Python floats the released script reads from JSON."""
+    a, b, c, d = (float(likelihood.get(k, 0)) for k in "ABCD")
+    total = a + b + c + d
+    an = a / total  # noqa: F841 (the division is the point)
+    ar, br, cr, dr = (float(likelihood_rev.get(k, 0)) for k in "ABCD")
+    return ar / (ar + br + cr + dr)
+
+
+def test_the_released_script_stops_on_an_order_without_label_mass():
+    with pytest.raises(ZeroDivisionError):
+        released_reference({}, {"A": 0.5, "B": 0.5})
+    with pytest.raises(ZeroDivisionError):
+        released_reference({"A": 0.5}, {})
+    assert official_reference({}, {"B": 1.0})  # numpy arithmetic instead: NaN -> argmax high1 -> "high"
+
+
 def test_zero_mass_item_counts_high_officially_and_is_excluded_when_fixed():
     zero = np.zeros((1, 4))
     low = np.array([[0.1, 0.7, 0.1, 0.1]])
@@ -99,17 +116,119 @@ def test_trait_score_and_bootstrap():
     assert np.isnan(trait_score(np.array([np.nan])))
 
 
-def test_persona_table_success_is_the_intended_direction():
+def persona_dec(rows):
+    """rows: (trait, key, persona, template, fixed) -> a decisions frame of one model."""
     import pandas as pd
 
-    from persona.trait.scoring import persona_table
+    return pd.DataFrame([{"model": "m", "trait": t, "key": k, "persona": p, "template": tp, "fixed": f}
+                         for t, k, p, tp, f in rows])
 
-    rows = [("Openness", "none", [1, 0, 0, 0]), ("Openness", "high", [1, 1, 0, 0]), ("Openness", "low", [1, 1, 1, 0]),
-            ("Narcissism", "none", [1, 1, 0, 0]), ("Narcissism", "high", [1, 1, 0, 0]), ("Narcissism", "low", [0, 0, 0, np.nan])]
-    dec = pd.DataFrame([{"trait": t, "persona": p, "fixed": float(v)} for t, p, vs in rows for v in vs])
-    table = persona_table(dec).set_index(["trait", "persona"])
-    assert list(table.index.get_level_values("trait")) == ["Openness"] * 2 + ["Narcissism"] * 2  # TRAIT order
-    assert table.loc[("Openness", "high"), "shift"] == 25.0 and table.loc[("Openness", "high"), "success"]
-    assert not table.loc[("Openness", "low"), "success"]  # 75 > 25: moved the wrong way
-    assert not table.loc[("Narcissism", "high"), "success"]  # no movement is no success
-    assert table.loc[("Narcissism", "low"), "success"] and table.loc[("Narcissism", "low"), "intended"] == 100.0
+
+def test_persona_items_measure_the_share_of_answers_in_the_intended_direction():
+    from persona.trait.scoring import persona_items, persona_responsiveness, persona_summary
+
+    persona = persona_dec([
+        ("Openness", "o1", "high", 1, 1.0), ("Openness", "o1", "high", 2, 0.0),   # 1 of 2 answers high
+        ("Openness", "o1", "low", 1, 0.0), ("Openness", "o1", "low", 2, 0.0),     # both low: 100% intended
+        ("Openness", "o2", "high", 1, 1.0), ("Openness", "o2", "high", 2, 1.0),
+        ("Openness", "o2", "low", 1, 1.0), ("Openness", "o2", "low", 2, np.nan),  # one undetermined answer
+    ])
+    base = persona_dec([("Openness", k, "none", t, f) for k, t, f in
+                        (("o1", 1, 0.0), ("o1", 2, 0.0), ("o2", 1, 1.0), ("o2", 2, 1.0), ("o2", 3, 0.0),
+                         ("x", 1, 1.0))])  # template 3 and item x were not asked with a persona: ignored
+    items = persona_items(persona, base).set_index(["key", "persona"])
+    assert items.loc[("o1", "high"), ["intended", "baseline", "shift"]].tolist() == [50.0, 0.0, 50.0]
+    assert items.loc[("o1", "low"), ["intended", "baseline", "shift"]].tolist() == [100.0, 100.0, 0.0]
+    assert items.loc[("o2", "high"), "intended"] == 100.0 and items.loc[("o2", "high"), "baseline"] == 100.0
+    assert items.loc[("o2", "low"), "intended"] == 0.0  # its decided answer is high: not as intended
+    resp = persona_responsiveness(items.reset_index()).set_index("key")["responsiveness"]
+    # o2 answers high whatever the persona: 100 under high, 0 under low -> 50, no effect
+    assert resp.to_dict() == {"o1": 75.0, "o2": 50.0}
+    summary = persona_summary(items.reset_index()).set_index("persona")
+    assert summary.loc["high", "intended"] == 75.0 and summary.loc["high", "n_items"] == 2
+
+
+def test_model_differences_pair_items_and_permutation_p_values_behave():
+    import pandas as pd
+
+    from persona.trait.scoring import model_differences, sign_flip_pvalue
+
+    keys = [f"k{i}" for i in range(12)]
+    a = pd.DataFrame({"model": "a", "trait": "Openness", "key": keys, "score": [100.0] * 10 + [0.0, 50.0]})
+    b = a.assign(model="b", score=[0.0] * 10 + [0.0, np.nan])  # k11 is missing for b: left out
+    table = model_differences(pd.concat([a, b]), "a", "b", n_perm=999).iloc[0]
+    assert table["n_items"] == 11 and table["difference"] == pytest.approx(1000 / 11)
+    assert table["p_permutation"] < 0.01
+    assert sign_flip_pvalue(np.zeros(5)) == 1.0
+    rng = np.random.default_rng(0)
+    p_null = [sign_flip_pvalue(rng.normal(size=20), n_perm=199, seed=k) for k in range(200)]
+    assert 0.02 < np.mean(np.array(p_null) < 0.05) < 0.10  # about 5% under no difference
+
+
+def order_rows(model, key, template, orig, rev, trait="Openness"):
+    """Two per-order rows of raw label probabilities (identity order) for one item."""
+    import pandas as pd
+
+    from persona.trait.scoring import RAW_COLS
+
+    return pd.DataFrame([{"model": model, "key": key, "trait": trait, "template": template, "order": o,
+                          "persona": "none", "mask": "1010", **dict(zip(RAW_COLS, raw)), "mass": float(sum(raw))}
+                         for o, raw in (("original", orig), ("reversed", rev))])
+
+
+def test_official_variants_measure_the_bare_token_defect():
+    import pandas as pd
+
+    from persona.trait.scoring import decisions, official_variants
+
+    keys = ("model", "key", "trait", "template", "persona")
+    # every tokenisation: k1 high, k2 low; bare tokens carry half the mass and reverse k2
+    main = pd.concat([order_rows("m", "k1", 3, [.6, .2, .1, .1], [.6, .2, .1, .1]),
+                      order_rows("m", "k2", 3, [.1, .6, .2, .1], [.1, .6, .2, .1])], ignore_index=True)
+    bare = pd.concat([order_rows("m", "k1", 3, [.3, .1, .05, .05], [.3, .1, .05, .05]),
+                      order_rows("m", "k2", 3, [.3, 0, 0, 0], [0, 0, 0, 0])], ignore_index=True)
+    variants, summary = official_variants(decisions(main, keys=keys), decisions(bare, keys=keys), main, bare)
+    row = summary.loc["m"]
+    assert row["bare_share"] == pytest.approx(100 * (0.5 + 0.5 + 0.3 + 0) / 4)
+    assert row["flips"] == 50.0  # k2: bare says high (an empty order makes it "high"), fixed says low
+    assert row["zero_mass_items"] == 1  # k2's reversed order has no bare mass: the released script stops there
+    assert variants.loc[("m", "Openness")].tolist() == [100.0, 50.0, 50.0]
+
+
+def test_item_scores_and_answered_templates():
+    import pandas as pd
+
+    from persona.trait.scoring import answered_templates, item_scores
+
+    dec = pd.DataFrame({"model": "m", "key": ["a", "a", "a", "b"], "trait": "Openness", "template": [1, 2, 3, 1],
+                        "fixed": [1.0, 0.0, np.nan, np.nan]})
+    scores = item_scores(dec).set_index("key")["score"]
+    assert scores["a"] == 50.0 and np.isnan(scores["b"])  # undetermined answers are left out
+    frame = pd.DataFrame({"model": "g", "template": [1, 1, 3, 3], "mass": [0.9, 0.7, 1e-5, 3e-5]})
+    table = answered_templates(frame, 0.05).set_index("template")
+    assert table.loc[1, "answered"] and not table.loc[3, "answered"]
+    assert table.loc[1, "label_mass"] == pytest.approx(0.8)
+
+
+def test_tables_keep_the_run_s_model_order():
+    import pandas as pd
+
+    from persona.trait.scoring import in_model_order
+
+    frame = pd.DataFrame({"model": ["a", "z", "a", "z"], "x": [1, 2, 3, 4]})
+    assert in_model_order(frame, ["z", "a"])["x"].tolist() == [2, 4, 1, 3]
+    indexed = frame.set_index(["model", "x"])
+    assert in_model_order(indexed, ["z", "a"]).index.get_level_values("x").tolist() == [2, 4, 1, 3]
+
+
+def test_persona_overall_counts_each_item_once():
+    import pandas as pd
+
+    from persona.trait.scoring import persona_overall
+
+    items = pd.DataFrame({"model": "m", "trait": "Openness", "key": ["a", "a", "b", "b"],
+                          "persona": ["high", "low"] * 2, "intended": [100.0, 100.0, 100.0, 0.0],
+                          "shift": [50.0, -50.0, 0.0, 0.0]})
+    row = persona_overall(items).iloc[0]
+    assert row["intended"] == 75.0 and row["n_items"] == 2  # item a: 100, item b: 50
+    assert row["shift"] == 25.0  # mean absolute shift per item: 50 and 0

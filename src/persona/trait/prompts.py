@@ -88,12 +88,18 @@ def persona_system_prompt(trait: str, level: str) -> str:
 
 def trait_grid(items: Sequence[TraitItem], templates: Sequence[int] = (0, 1, 2), *,
                system: str | None = None, persona: str = "none") -> tuple[list[MCPrompt], pd.DataFrame]:
-    """Every item x template (index into ``TEMPLATES``) x official order, with one meta row each."""
+    """Every item x template (index into ``TEMPLATES``) x official order, with one meta row each.
+
+    Rows run template by template and, within a template, item by item with the item's two orders
+    next to each other: the two prompts share their text up to the options, so a shard can score
+    them together behind one encoding of that prefix (see ``persona.trait.run``).
+    """
     prompts: list[MCPrompt] = []
     rows: list[dict] = []
     for t in templates:
-        for order in TRAIT_ORDERS:
-            prompts += trait_prompts(items, TEMPLATES[t], order, system=system)
-            rows += [{"key": it.key, "trait": it.trait, "template": t + 1, "order": order,
-                      "persona": persona, "mask": mask_code(HIGH_MASK)} for it in items]
+        for it in items:
+            for order, perm in TRAIT_ORDERS.items():
+                prompts.append(build_prompt(it.mc_item(), TEMPLATES[t], system=system, permutation=perm))
+                rows.append({"key": it.key, "trait": it.trait, "template": t + 1, "order": order,
+                             "persona": persona, "mask": mask_code(HIGH_MASK)})
     return prompts, pd.DataFrame(rows)

@@ -1,28 +1,37 @@
-"""Reliability measures of a questionnaire answered by a model, defined precisely.
+"""Reliability of a questionnaire answered by a model: refusal, sensitivities, agreement, all per item.
 
 The TRAIT paper reports refusal rate, prompt sensitivity and option-order sensitivity but its
-formulas were not available, so the book uses these definitions (all are fractions of items,
-shown as percentages; lower is better). Item decisions are 1.0 = high, 0.0 = low, NaN =
-undetermined, as produced by :mod:`persona.trait.scoring`.
+formulas were not available, so the book uses these definitions (percent of items; lower is better).
+Item decisions are 1.0 = high, 0.0 = low, NaN = undetermined, as produced by
+:mod:`persona.trait.scoring`. Every measure is first computed **per item** and then averaged over
+items, so its interval can treat items as the independent units (an item's templates, orders and
+generations are nested in it):
 
-* **Refusal rate**: among free (greedy) generations, one per sampled item and prompt variant, the
-  fraction from which the engine's strict answer parser recovers no option: explicit refusals
-  plus unparseable text (both are "no answer" for a questionnaire; they are also shown apart).
-* **Prompt sensitivity**: among items decided under every template, the fraction whose
-  high/low decision (both orders averaged, the official item decision) is *not the same under
-  all templates*. Independent fair coins over three templates give 1 - 2 x 0.5^3 = 75%.
-* **Option-order sensitivity**: among items decided in both orders, the fraction whose high/low
-  decision from the original order alone differs from that of the reversed order alone,
-  averaged over templates. A fair coin gives 50%; a model that always picks the same letter
-  gives 100% on TRAIT (each order swaps the high and low response of a position).
+* **Refusal**: among free (greedy) generations, one per item and template, the share the strict
+  answer parser reads as an *explicit refusal* ("I cannot answer ..."), and separately the share it
+  cannot map to one option (*unparseable*: a list of options, a letter with another option's text).
+  Only explicit refusals are refusals in the paper's sense; both are reported.
+* **Prompt sensitivity**: the share of items whose high/low decision (both orders averaged, the
+  official item decision) is *not the same under all templates*. Independent fair coins over three
+  templates give 1 - 2 x 0.5^3 = 75%.
+* **Option-order sensitivity**: per item, the share of templates in which the decision from the
+  original order alone differs from that of the reversed order alone; averaged over items. A fair coin
+  gives 50%; a model that always picks the same letter gives 100% on TRAIT (each order swaps the high
+  and low response of a position).
+* **Agreement beyond chance** (the same data read as consistency): Cohen's kappa between the two
+  orders' decisions, and Fleiss' kappa between the templates' decisions; 0 = what independent answers
+  with the same marginal shares would give, 1 = perfect agreement.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from persona.trait.items import BIG_FIVE
 
 
 def refusal_rate(outcomes: Sequence[int | str]) -> float:
@@ -59,32 +68,195 @@ def chance_prompt_sensitivity(n_templates: int, p_high: float = 0.5) -> float:
     return 1 - p_high**n_templates - (1 - p_high) ** n_templates
 
 
-def reliability_table(dec: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Prompt and option-order sensitivity (percent) per group of an item-decision frame.
+def mean_interval(values, level: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
+    """Mean of per-item values with a Student-t interval (items are the independent units); NaN skipped.
 
-    ``dec`` comes from :func:`persona.trait.scoring.decisions` (columns key, template, fixed, orig,
-    rev). Option-order sensitivity is computed per template and averaged over templates.
+    ``bounds``: the range the measure can take (e.g. 0-100 for a percentage); the interval is cut to it,
+    since with few items and values at the ends a t interval can cross them.
     """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_items": 0}
+    mean = float(v.mean())
+    if n < 2:
+        return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n_items": n}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n_items": n}
+
+
+def _groups(frame: pd.DataFrame, by: Sequence[str]):
+    for group, part in frame.groupby(list(by), sort=False):
+        yield dict(zip(by, group if isinstance(group, tuple) else (group,))), part
+
+
+def item_reliability(dec: pd.DataFrame, by: Sequence[str] = ("model", "test")) -> pd.DataFrame:
+    """One row per item (within ``by``): its option-order and prompt sensitivity in percent.
+
+    ``order_sensitivity``: 100 x the share of the item's templates (decided in both orders) whose two
+    per-order decisions differ. ``prompt_sensitivity``: 100 when the item's decision (both orders
+    averaged) differs between templates, 0 when it is the same under all; NaN when a template left it
+    undetermined. ``dec`` comes from :func:`persona.trait.scoring.decisions`.
+    """
+    keys = [*by, "key", "trait"]
+    frame = dec.assign(
+        _differs=(dec["orig"] != dec["rev"]).astype(float).where(dec["orig"].notna() & dec["rev"].notna()),
+        _templates=dec.groupby(list(by))["template"].transform("nunique"))
+    grouped = frame.groupby(keys, sort=False)
+    out = pd.DataFrame({
+        "order_sensitivity": 100 * grouped["_differs"].mean(),
+        "_decided": grouped["fixed"].count(), "_templates": grouped["_templates"].first(),
+        "_low": grouped["fixed"].min(), "_high": grouped["fixed"].max(),
+    }).reset_index()
+    complete = (out["_decided"] == out["_templates"]) & (out["_templates"] >= 2)
+    out["prompt_sensitivity"] = np.where(complete, 100.0 * (out["_low"] != out["_high"]), np.nan)
+    return out.drop(columns=["_decided", "_templates", "_low", "_high"])
+
+
+MEASURES = ("order_sensitivity", "prompt_sensitivity")
+
+
+def reliability_table(items: pd.DataFrame, by: Sequence[str], measures: Sequence[str] = MEASURES,
+                      level: float = 0.95) -> pd.DataFrame:
+    """Per group of per-item values (:func:`item_reliability`, :func:`refusal_items`): each measure's
+    mean over items with a t interval over items (``<measure>``, ``<measure>_low``, ``<measure>_high``),
+    cut to 0-100."""
     rows = []
-    for group, part in dec.groupby(list(by), sort=False):
-        wide = part.pivot_table(index="key", columns="template", values="fixed", aggfunc="first", dropna=False)
-        per_template = [option_order_sensitivity(t["orig"].to_numpy(float), t["rev"].to_numpy(float))
-                        for _, t in part.groupby("template")]
-        rows.append({**dict(zip(by, group if isinstance(group, tuple) else (group,))),
-                     "prompt_sensitivity": 100 * prompt_sensitivity(wide.to_numpy(float)),
-                     "option_order_sensitivity": 100 * float(np.nanmean(per_template)),
-                     "n_items": int(wide.shape[0]), "n_templates": int(wide.shape[1])})
+    for ids, part in _groups(items, by):
+        row = dict(ids)
+        for m in measures:
+            ci = mean_interval(part[m], level, bounds=(0.0, 100.0))
+            row.update({m: ci["mean"], f"{m}_low": ci["ci_low"], f"{m}_high": ci["ci_high"],
+                        f"{m}_n": ci["n_items"]})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def refusal_table(gen: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Percent of generations refused, unparseable, and not answered (their sum: our refusal rate)."""
+def refusal_items(gen: pd.DataFrame, by: Sequence[str] = ("model", "test")) -> pd.DataFrame:
+    """Per item: percent of its generations that are explicit refusals, unparseable, or either."""
+    outcome = gen["outcome"].astype(str)
+    frame = gen.assign(refused=100.0 * (outcome == "refused"), unparseable=100.0 * (outcome == "unparseable"))
+    frame["no_answer"] = frame["refused"] + frame["unparseable"]
+    keys = [*by, "key", "trait"]
+    return (frame.groupby(keys, sort=False)[["refused", "unparseable", "no_answer"]].mean()
+            .join(frame.groupby(keys, sort=False).size().rename("generations")).reset_index())
+
+
+# --- agreement beyond chance ---------------------------------------------------------------------
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's kappa of two binary raters (pairs with a NaN are skipped); NaN when chance agreement is 1."""
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size == 0:
+        return float("nan")
+    observed = float((a == b).mean())
+    pa, pb = a.mean(), b.mean()
+    chance = float(pa * pb + (1 - pa) * (1 - pb))
+    return float("nan") if chance >= 1 else (observed - chance) / (1 - chance)
+
+
+def fleiss_kappa(choices: np.ndarray) -> float:
+    """Fleiss' kappa of binary decisions, items x raters; items with a NaN are skipped."""
+    x = np.asarray(choices, float)
+    x = x[np.isfinite(x).all(axis=1)]
+    if x.shape[0] == 0 or x.shape[1] < 2:
+        return float("nan")
+    m = x.shape[1]
+    highs = x.sum(axis=1)
+    counts = np.stack([highs, m - highs], axis=1)
+    agreement = ((counts * (counts - 1)).sum(axis=1) / (m * (m - 1))).mean()
+    shares = counts.sum(axis=0) / counts.sum()
+    chance = float((shares**2).sum())
+    return float("nan") if chance >= 1 else float((agreement - chance) / (1 - chance))
+
+
+def agreement_arrays(dec: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(original-order decisions, reversed-order decisions, item decisions), each items x templates."""
+    wide = lambda col: dec.pivot_table(index="key", columns="template", values=col, aggfunc="first",  # noqa: E731
+                                       dropna=False).sort_index()
+    orig, rev, fixed = wide("orig"), wide("rev"), wide("fixed")
+    return orig.to_numpy(float), rev.loc[orig.index].to_numpy(float), fixed.loc[orig.index].to_numpy(float)
+
+
+def order_kappa(orig: np.ndarray, rev: np.ndarray) -> Callable[[np.ndarray], float]:
+    """The statistic "Cohen's kappa between the orders" on a resample of items (rows)."""
+    return lambda idx: cohen_kappa(orig[idx], rev[idx])
+
+
+def template_kappa(fixed: np.ndarray) -> Callable[[np.ndarray], float]:
+    """The statistic "Fleiss' kappa between the templates" on a resample of items (rows)."""
+    return lambda idx: fleiss_kappa(fixed[idx])
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], units: int, *, n_boot: int = 2000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``statistic(index)`` over resamples of the units (for tables)."""
+    if units < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    reps = np.array([statistic(rng.integers(0, units, units)) for _ in range(n_boot)], float)
+    reps = reps[np.isfinite(reps)]
+    if reps.size < n_boot // 2:
+        return float("nan"), float("nan")
+    low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def agreement_table(dec: pd.DataFrame, by: Sequence[str], *, n_boot: int = 2000, level: float = 0.95,
+                    seed: int = 0) -> pd.DataFrame:
+    """Per group: Cohen's kappa between orders and Fleiss' kappa between templates, bootstrap over items."""
     rows = []
-    for group, part in gen.groupby(list(by), sort=False):
-        outcome = part["outcome"].astype(str)
-        refused = float((outcome == "refused").mean())
-        unparseable = float((outcome == "unparseable").mean())
-        rows.append({**dict(zip(by, group if isinstance(group, tuple) else (group,))),
-                     "refused": 100 * refused, "unparseable": 100 * unparseable,
-                     "refusal_rate": 100 * (refused + unparseable), "n": len(part)})
+    for ids, part in _groups(dec, by):
+        orig, rev, fixed = agreement_arrays(part)
+        n = orig.shape[0]
+        row = dict(ids, n_items=n)
+        for name, stat in (("order_kappa", order_kappa(orig, rev)), ("template_kappa", template_kappa(fixed))):
+            low, high = bootstrap_interval(stat, n, n_boot=n_boot, level=level, seed=seed)
+            row.update({name: stat(np.arange(n)), f"{name}_low": low, f"{name}_high": high})
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def calibration_change(raw: pd.DataFrame, calibrated: pd.DataFrame, by: Sequence[str],
+                       measures: Sequence[str] = MEASURES, level: float = 0.95) -> pd.DataFrame:
+    """Per group and measure: raw and calibrated means over items, and their paired difference with a t
+    interval (calibrated - raw, items present in both)."""
+    keys = [*by, "key"]
+    both = raw.merge(calibrated, on=keys, suffixes=("_raw", "_cal"))
+    rows = []
+    for ids, part in _groups(both, by):
+        for m in measures:
+            r = mean_interval(part[f"{m}_raw"], level, bounds=(0.0, 100.0))
+            c = mean_interval(part[f"{m}_cal"], level, bounds=(0.0, 100.0))
+            d = mean_interval(part[f"{m}_cal"] - part[f"{m}_raw"], level, bounds=(-100.0, 100.0))
+            rows.append({**ids, "measure": m, "raw": r["mean"], "raw_low": r["ci_low"], "raw_high": r["ci_high"],
+                         "calibrated": c["mean"], "calibrated_low": c["ci_low"], "calibrated_high": c["ci_high"],
+                         "change": d["mean"], "change_low": d["ci_low"], "change_high": d["ci_high"],
+                         "n_items": d["n_items"]})
+    return pd.DataFrame(rows)
+
+
+# --- tables for the chapter -----------------------------------------------------------------------
+
+def by_half(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``half`` column ("Big Five", "Dark Triad"), plus a copy labelled "all traits"."""
+    half = np.where(frame["trait"].isin(BIG_FIVE), "Big Five", "Dark Triad")
+    return pd.concat([frame.assign(half=half), frame.assign(half="all traits")], ignore_index=True)
+
+
+def with_intervals(table: pd.DataFrame, measures: Sequence[str], *, digits: int = 0,
+                   low: str = "{}_low", high: str = "{}_high") -> pd.DataFrame:
+    """Each measure as "value [low, high]" text, for display (the numbers stay in ``table``)."""
+    out = table.drop(columns=[c for m in measures for c in (low.format(m), high.format(m), f"{m}_n")
+                              if c in table.columns])
+    for m in measures:
+        value, lo, hi = table[m], table[low.format(m)], table[high.format(m)]
+        out[m] = [("n/a" if not np.isfinite(v) else f"{v:.{digits}f}" if not np.isfinite(a)
+                   else f"{v:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]") for v, a, b in zip(value, lo, hi)]
+    return out

@@ -1,21 +1,28 @@
 """One run of the TRAIT experiment: every model answers every task, resumably.
 
-``TraitSettings`` says what is asked (like ``DPOSettings`` for DPO); ``run_trait`` asks it. Per model,
-one task each (the first model, or ``detail_models``, gets all five; the others only ``main``):
+``TraitSettings`` says what is asked (like ``DPOSettings`` for DPO); ``run_trait`` asks it. Per model
+(the first model, or ``detail_models``, get every task; the others ``main`` and ``cf`` only):
 
 * ``main``    every sampled item x template x official order, by likelihood (every label spelling);
-* ``bare``    one template again with the official bare-token lookup (the released code's defect);
+* ``bare``    a subsample on one template again, with the official bare-token lookup (the released
+              code's defect);
 * ``persona`` a subsample with the high and the low persona prompt of its trait as system prompt;
-* ``self``    the self-report comparator (``persona.trait.selfreport``), every template and order;
-* ``gen``     free generation on a subsample (original order, every template) for refusal rates.
+* ``self``    the self-report proxy (``persona.trait.selfreport``), every template and order;
+* ``gen``     free generation on a subsample (original order, every template) for refusal rates, TRAIT
+              items and as many self-report statements per trait;
+* ``cf``      the content-free prompts that calibrate ``main``, ``self`` and ``persona``
+              (``persona.trait.calibration``): one per template x order x system prompt.
 
-Each (model, task) has its own results folder, named by a hash of its parameters and of the code that
-produces its rows; its prompts are cut into shards that ``persona.runs.resume`` computes once.
+The first model answers the full sample sizes; every later model answers ``other_sizes`` (a subsample of
+the first model's items, so the models can be compared item by item). Each (model, task) has its own
+results folder, named by a hash of its parameters (the item keys included) and of the code that produces
+its rows; its prompts are cut into shards that ``persona.runs.resume`` computes once.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -26,6 +33,7 @@ import pandas as pd
 
 from persona.engine import Engine
 from persona.runs import ResultStore, Unit, code_fingerprint, params_folder, resume
+from persona.trait.calibration import content_free_grid
 from persona.trait.items import TRAITS, TraitItem, load_trait_items, subsample
 from persona.trait.prompts import TEMPLATES, persona_system_prompt, trait_grid
 from persona.trait.scoring import RAW_COLS
@@ -34,13 +42,19 @@ from persona.trait.selfreport import (
     SelfReportItem,
     load_selfreport_items,
     selfreport_grid,
+    selfreport_refusal_sample,
     selfreport_subsample,
 )
 
 #: The modules whose code produces the stored rows (the analysis modules read them and are not listed).
 PRODUCING_MODULES = ("persona.engine", "persona.models", "persona.trait.items", "persona.trait.prompts",
-                     "persona.trait.selfreport", "persona.trait.run")
-TASKS = ("main", "bare", "persona", "self", "gen")
+                     "persona.trait.selfreport", "persona.trait.calibration", "persona.trait.run")
+TASKS = ("main", "bare", "persona", "self", "gen", "cf")
+#: Sample sizes a later model may answer at a smaller scale (``TraitSettings.other_sizes``).
+SIZE_FIELDS = ("per_trait", "bare_per_trait", "persona_per_trait", "selfreport_per_trait_level",
+               "refusal_per_trait")
+#: Sizes drawn from the model's main sample (so they cannot exceed ``per_trait``).
+SUBSAMPLES = ("bare_per_trait", "persona_per_trait", "refusal_per_trait")
 
 
 def _count(value: int | None, name: str, *, allow_none: bool = True, minimum: int = 1) -> None:
@@ -51,9 +65,20 @@ def _count(value: int | None, name: str, *, allow_none: bool = True, minimum: in
                          f"got {value!r}")
 
 
+def _check_sizes(sizes: dict, where: str = "") -> None:
+    for name in SIZE_FIELDS:
+        _count(sizes[name], f"{where}{name}")
+    if sizes["per_trait"] is not None:
+        for name in SUBSAMPLES:
+            if sizes[name] is None or sizes[name] > sizes["per_trait"]:
+                raise ValueError(f"{where}{name}={sizes[name]} exceeds {where}per_trait={sizes['per_trait']}: "
+                                 f"it subsamples the main sample")
+
+
 @dataclass(frozen=True)
 class TraitSettings:
-    """Everything that defines a TRAIT run; recorded with its results. Checked on creation."""
+    """Everything that defines a TRAIT run; recorded with its results. Checked on creation, before any
+    model loads, and every error names the parameter."""
 
     models: tuple[str, ...] = ("smollm2-135m-instruct",)
     detail_models: tuple[str, ...] | None = None  # models that get every task (None: the first)
@@ -61,40 +86,95 @@ class TraitSettings:
     templates: tuple[int, ...] = (0, 1, 2)  # official templates 1-3, 0-based
     seed: int = 0
     bare_template: int = 2
-    persona_per_trait: int = 1  # items per trait (from the main sample) asked with persona prompts
-    persona_template: int = 2
+    bare_per_trait: int | None = 1  # items per trait (from the main sample) read with bare tokens only
+    persona_per_trait: int | None = 1  # items per trait (from the main sample) asked with persona prompts
+    persona_templates: tuple[int, ...] = (0,)
     selfreport_per_trait_level: int | None = 1  # statements per trait and keying (None: all 142)
-    refusal_per_trait: int = 1  # items per trait (from the main sample) answered in free text
+    refusal_per_trait: int | None = 1  # items (and statements) per trait answered in free text
+    other_sizes: dict = field(default_factory=dict)  # sizes for every model after the first (SIZE_FIELDS)
     max_new_tokens: int = 12
     batch_size: int = 8
     shard_size: int = 32
+    min_label_mass: float = 0.05  # analysis: a template answered with less label mass is left out of trait scores
+    n_boot: int = 2000  # analysis: bootstrap resamples of items
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.models or not all(isinstance(m, str) and m for m in self.models):
             raise ValueError(f"models must be a non-empty list of model names, got {self.models!r}")
+        if len(set(self.models)) < len(self.models):
+            raise ValueError(f"models must be distinct, got {list(self.models)!r}")
         unknown = set(self.detail_models or ()) - set(self.models)
         if unknown:
             raise ValueError(f"detail_models {sorted(unknown)} are not in models {list(self.models)}")
-        _count(self.per_trait, "per_trait")
-        for name in ("persona_per_trait", "refusal_per_trait", "max_new_tokens", "batch_size", "shard_size"):
+        for name in ("max_new_tokens", "batch_size", "shard_size", "n_boot"):
             _count(getattr(self, name), name, allow_none=False)
-        _count(self.selfreport_per_trait_level, "selfreport_per_trait_level")
+        if isinstance(self.min_label_mass, bool) or not isinstance(self.min_label_mass, (int, float)) \
+                or not 0 <= self.min_label_mass < 1:
+            raise ValueError(f"min_label_mass must be a number in [0, 1), got {self.min_label_mass!r}")
+        if self.shard_size % 2:
+            raise ValueError(f"shard_size must be even (an item's two orders share a shard), got {self.shard_size}")
         n = len(TEMPLATES)
-        if not self.templates or any(t not in range(n) for t in self.templates) or len(set(self.templates)) < len(self.templates):
-            raise ValueError(f"templates must be distinct indices in 0..{n - 1}, got {list(self.templates)!r}")
-        for name in ("bare_template", "persona_template"):
-            if getattr(self, name) not in range(n):
-                raise ValueError(f"{name} must be a template index in 0..{n - 1}, got {getattr(self, name)!r}")
-        if self.per_trait is not None:
-            for name in ("persona_per_trait", "refusal_per_trait"):
-                if getattr(self, name) > self.per_trait:
-                    raise ValueError(f"{name}={getattr(self, name)} exceeds per_trait={self.per_trait}: "
-                                     f"it subsamples the main sample")
+        for name in ("templates", "persona_templates"):
+            chosen = getattr(self, name)
+            if not chosen or any(t not in range(n) for t in chosen) or len(set(chosen)) < len(chosen):
+                raise ValueError(f"{name} must be distinct indices in 0..{n - 1}, got {list(chosen)!r}")
+        if self.bare_template not in range(n):
+            raise ValueError(f"bare_template must be a template index in 0..{n - 1}, got {self.bare_template!r}")
+        if not isinstance(self.other_sizes, dict) or set(self.other_sizes) - set(SIZE_FIELDS):
+            raise ValueError(f"other_sizes must map some of {list(SIZE_FIELDS)} to sizes, got {self.other_sizes!r}")
+        _check_sizes(self.sizes(self.models[0]))
+        if len(self.models) > 1:
+            other = self.sizes(self.models[1])
+            _check_sizes(other, "other_sizes.")
+            first = self.per_trait
+            if first is not None and (other["per_trait"] is None or other["per_trait"] > first):
+                raise ValueError(f"other_sizes.per_trait={other['per_trait']} exceeds per_trait={first}: later "
+                                 f"models answer a subsample of the first model's items")
 
     @property
     def detailed(self) -> tuple[str, ...]:
         return tuple(self.detail_models) if self.detail_models else self.models[:1]
+
+    def sizes(self, model: str) -> dict:
+        """The sample sizes ``model`` answers: the settings' own for the first model, else ``other_sizes``."""
+        own = {name: getattr(self, name) for name in SIZE_FIELDS}
+        return own if model == self.models[0] else {**own, **self.other_sizes}
+
+
+@dataclass
+class Sample:
+    """What one model is asked: its TRAIT items per task and its self-report statements."""
+
+    main: list[TraitItem]
+    bare: list[TraitItem]
+    persona: list[TraitItem]
+    refusal: list[TraitItem]
+    selfreport: list[SelfReportItem]
+    selfreport_refusal: list[SelfReportItem]
+
+    def counts(self) -> dict[str, int]:
+        """Items (statements) per trait of each part; every trait gets the same number."""
+        return {name: len(getattr(self, name)) // len(TRAITS) for name in
+                ("main", "bare", "persona", "refusal", "selfreport", "selfreport_refusal")}
+
+
+def draw_samples(settings: TraitSettings, items: Sequence[TraitItem],
+                 statements: Sequence[SelfReportItem]) -> dict[str, Sample]:
+    """Each model's sample: later models' items are subsamples of the first model's (item-level pairing)."""
+    first = subsample(items, settings.per_trait, settings.seed)
+    out = {}
+    for name in settings.models:
+        size = settings.sizes(name)
+        main = first if name == settings.models[0] else subsample(first, size["per_trait"], settings.seed)
+        out[name] = Sample(
+            main=main, bare=subsample(main, size["bare_per_trait"], settings.seed),
+            persona=subsample(main, size["persona_per_trait"], settings.seed),
+            refusal=subsample(main, size["refusal_per_trait"], settings.seed),
+            selfreport=selfreport_subsample(statements, size["selfreport_per_trait_level"]),
+            selfreport_refusal=selfreport_refusal_sample(statements, size["refusal_per_trait"]),
+        )
+    return out
 
 
 @dataclass
@@ -102,12 +182,20 @@ class TraitRun:
     """What a run asked and what came back: one frame per task (all models, a ``model`` column)."""
 
     settings: TraitSettings
-    items: list[TraitItem]
-    persona_items: list[TraitItem]
-    refusal_items: list[TraitItem]
-    selfreport_items: list[SelfReportItem]
+    samples: dict[str, Sample]
     frames: dict[str, pd.DataFrame]
     timings: pd.DataFrame
+
+    @property
+    def items(self) -> list[TraitItem]:
+        """The first model's main sample (every later model's items are among them)."""
+        return self.samples[self.settings.models[0]].main
+
+    def sample_table(self) -> pd.DataFrame:
+        """Items (statements) per trait that each model answered, per task: the run's scale at a glance."""
+        rows = {name: sample.counts() if name in self.settings.detailed else {"main": sample.counts()["main"]}
+                for name, sample in self.samples.items()}
+        return pd.DataFrame(rows).T.rename_axis("model")
 
 
 def bare_label_ids(tokenizer) -> Callable[[tuple[str, ...]], list[list[int]]]:
@@ -119,11 +207,22 @@ def _shards(n: int, size: int) -> list[tuple[str, slice]]:
     return [(f"shard-{k // size:05d}", slice(k, min(k + size, n))) for k in range(0, n, size)]
 
 
-def _score_shard(engine: Engine, prompts: Sequence, meta: pd.DataFrame, label_ids) -> pd.DataFrame:
-    result = engine.score(list(prompts), label_ids=label_ids)
+def _score_shard(engine: Engine, prompts: Sequence, meta: pd.DataFrame, label_ids, *,
+                 by_item: bool = True) -> pd.DataFrame:
+    """Label probabilities of a shard's prompts, with their meta rows.
+
+    ``by_item``: score each item's prompts of one template (its two orders) in one call, so the engine
+    encodes their common text (header and stem) once; ``False`` scores the shard in one call (persona
+    prompts, whose long shared prefix is the system prompt).
+    """
+    meta = meta.reset_index(drop=True)
+    groups = (list(meta.groupby(["key", "template", "persona"], sort=False).indices.values()) if by_item
+              else [list(range(len(meta)))])
     frame = meta.copy()
-    frame[RAW_COLS[: result.raw.shape[1]]] = result.raw
-    frame["mass"] = result.mass
+    for rows in groups:
+        result = engine.score([prompts[i] for i in rows], label_ids=label_ids)
+        frame.loc[rows, RAW_COLS[: result.raw.shape[1]]] = result.raw
+        frame.loc[rows, "mass"] = result.mass
     return frame
 
 
@@ -148,41 +247,75 @@ def _store(root: Path, model: str, task: str, params: dict, code: str) -> Result
     return ResultStore(params_folder(root / model.replace("/", "__") / task, params), params, code=code)
 
 
-def _tasks(engine: Engine, run: TraitRun, name: str) -> dict[str, tuple[list, pd.DataFrame, Callable, dict]]:
-    """The prompts, identifiers, shard computation and parameters of each task this model answers."""
-    s = run.settings
-    sample = {"per_trait": s.per_trait, "seed": s.seed}
-    score = partial(_score_shard, engine, label_ids=None)
-    tasks = {"main": (*trait_grid(run.items, s.templates), score, {"templates": s.templates, **sample})}
-    if name not in s.detailed:
-        return tasks
-    tasks["bare"] = (*trait_grid(run.items, [s.bare_template]), partial(_score_shard, engine,
-                     label_ids=bare_label_ids(engine.tokenizer)), {"template": s.bare_template, **sample})
-    persona_prompts, persona_meta = [], []
+def _sample_id(keys: Sequence[str]) -> str:
+    """A short hash of the asked item keys: a results folder holds exactly one sample."""
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+
+
+def _persona_grid(items: Sequence[TraitItem], templates: Sequence[int]) -> tuple[list, pd.DataFrame]:
+    prompts, metas = [], []
     for trait in TRAITS:
-        chosen = [it for it in run.persona_items if it.trait == trait]
+        chosen = [it for it in items if it.trait == trait]
         for level in ("high", "low"):
-            p, m = trait_grid(chosen, [s.persona_template], system=persona_system_prompt(trait, level), persona=level)
-            persona_prompts += p
-            persona_meta.append(m)
-    tasks["persona"] = (persona_prompts, pd.concat(persona_meta, ignore_index=True), score,
-                        {"template": s.persona_template, "persona_per_trait": s.persona_per_trait, **sample})
-    tasks["self"] = (*selfreport_grid(run.selfreport_items, s.templates), score,
-                     {"templates": s.templates, "per_level": s.selfreport_per_trait_level})
-    # free generation: original order only, every template, TRAIT subsample and self-report statements
-    t_prompts, t_meta = trait_grid(run.refusal_items, s.templates)
-    s_prompts, s_meta = selfreport_grid(run.selfreport_items, s.templates)
+            p, m = trait_grid(chosen, templates, system=persona_system_prompt(trait, level), persona=level)
+            prompts += p
+            metas.append(m)
+    return prompts, pd.concat(metas, ignore_index=True)
+
+
+def _generation_grid(sample: Sample, templates: Sequence[int]) -> tuple[list, pd.DataFrame]:
+    """Original order only, every template: TRAIT items, then as many self-report statements per trait."""
+    t_prompts, t_meta = trait_grid(sample.refusal, templates)
+    s_prompts, s_meta = selfreport_grid(sample.selfreport_refusal, templates)
     keep_t, keep_s = (t_meta["order"] == "original").to_numpy(), (s_meta["order"] == "original").to_numpy()
-    by_key = {it.key: it for it in run.refusal_items}
+    by_key = {it.key: it for it in sample.refusal}
     prompts = [p for p, k in zip(t_prompts, keep_t) if k] + [p for p, k in zip(s_prompts, keep_s) if k]
     meta = pd.concat([t_meta[keep_t].assign(test="TRAIT"), s_meta[keep_s].assign(test="self-report")],
                      ignore_index=True)
     options = [by_key[k].options for k in t_meta.loc[keep_t, "key"]] + [LIKERT4] * int(keep_s.sum())
     meta["options"] = pd.Series(options, dtype=object)  # carried with each shard, dropped from the rows
-    gen = partial(_generate_shard, engine, max_new_tokens=s.max_new_tokens)
-    tasks["gen"] = (prompts, meta, gen, {"templates": s.templates, "per_trait": s.refusal_per_trait, "seed": s.seed,
-                                         "per_level": s.selfreport_per_trait_level,
-                                         "max_new_tokens": s.max_new_tokens})
+    return prompts, meta
+
+
+def _content_free_grid(s: TraitSettings, detailed: bool) -> tuple[list, pd.DataFrame]:
+    """The calibration prompts: TRAIT (and, for detailed models, self-report and every persona prompt)."""
+    parts = [content_free_grid(s.templates, test="TRAIT")]
+    if detailed:
+        parts.append(content_free_grid(s.templates, test="self-report"))
+        for trait in TRAITS:
+            for level in ("high", "low"):
+                p, m = content_free_grid(s.persona_templates, test="TRAIT",
+                                         systems={level: persona_system_prompt(trait, level)})
+                parts.append((p, m.assign(trait=trait)))
+    prompts = [p for part, _ in parts for p in part]
+    meta = pd.concat([m for _, m in parts], ignore_index=True)
+    meta["trait"] = meta["trait"].fillna("all") if "trait" in meta else "all"
+    meta["key"] = "content-free"
+    return prompts, meta
+
+
+def _tasks(engine: Engine, run: TraitRun, name: str) -> dict[str, tuple[list, pd.DataFrame, Callable, dict]]:
+    """The prompts, identifiers, shard computation and parameters of each task this model answers."""
+    s, sample = run.settings, run.samples[name]
+    score = partial(_score_shard, engine, label_ids=None)
+    detailed = name in s.detailed
+    ids = lambda items: {"items": _sample_id([it.key for it in items]), "n": len(items)}  # noqa: E731
+    tasks = {"main": (*trait_grid(sample.main, s.templates), score, {"templates": s.templates, **ids(sample.main)})}
+    if detailed:
+        tasks["bare"] = (*trait_grid(sample.bare, [s.bare_template]),
+                         partial(_score_shard, engine, label_ids=bare_label_ids(engine.tokenizer)),
+                         {"template": s.bare_template, **ids(sample.bare)})
+        tasks["persona"] = (*_persona_grid(sample.persona, s.persona_templates),
+                            partial(_score_shard, engine, label_ids=None, by_item=False),
+                            {"templates": s.persona_templates, **ids(sample.persona)})
+        tasks["self"] = (*selfreport_grid(sample.selfreport, s.templates), score,
+                         {"templates": s.templates, **ids(sample.selfreport)})
+        tasks["gen"] = (*_generation_grid(sample, s.templates),
+                        partial(_generate_shard, engine, max_new_tokens=s.max_new_tokens),
+                        {"templates": s.templates, "max_new_tokens": s.max_new_tokens,
+                         "trait_items": ids(sample.refusal), "statements": ids(sample.selfreport_refusal)})
+    tasks["cf"] = (*_content_free_grid(s, detailed), partial(_score_shard, engine, label_ids=None, by_item=False),
+                   {"templates": s.templates, "persona_templates": s.persona_templates if detailed else None})
     return tasks
 
 
@@ -194,15 +327,8 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
     """
     if load is None:
         from persona.models import load_model as load
-    all_items = load_trait_items()
-    items = subsample(all_items, settings.per_trait, settings.seed)
-    run = TraitRun(
-        settings=settings, items=items,
-        persona_items=subsample(items, settings.persona_per_trait, settings.seed),
-        refusal_items=subsample(items, settings.refusal_per_trait, settings.seed),
-        selfreport_items=selfreport_subsample(load_selfreport_items(), settings.selfreport_per_trait_level),
-        frames={}, timings=pd.DataFrame(),
-    )
+    run = TraitRun(settings=settings, samples=draw_samples(settings, load_trait_items(), load_selfreport_items()),
+                   frames={}, timings=pd.DataFrame())
     code = code_fingerprint(*PRODUCING_MODULES)
     collected: dict[str, list[pd.DataFrame]] = {task: [] for task in TASKS}
     timings = []
@@ -213,10 +339,14 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
         for task, (prompts, meta, compute, params) in _tasks(engine, run, name).items():
             store = _store(Path(root), name, task, params, code)
             shard_size = settings.shard_size if task != "gen" else max(1, settings.shard_size // 2)
+            task_start = time.perf_counter()
             frame = resume(store, _units(task, prompts, meta, shard_size, compute), desc=f"trait {name} {task}")
             collected[task].append(frame.assign(model=name))
-        timings.append({"model": name, "seconds": time.perf_counter() - start,
-                        "chat template": engine.use_chat_template})
+            timings.append({"model": name, "task": task, "prompts": len(prompts),
+                            "seconds": time.perf_counter() - task_start})
+        timings.append({"model": name, "task": "all (with loading)", "prompts": sum(
+            t["prompts"] for t in timings if t["model"] == name), "seconds": time.perf_counter() - start,
+            "chat template": engine.use_chat_template})
         del engine, model
         gc.collect()
     run.frames = {task: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -225,6 +355,8 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
         run.frames["main"]["test"] = "TRAIT"
     if len(run.frames["self"]):
         run.frames["self"]["test"] = "self-report"
+    if len(run.frames["persona"]):
+        run.frames["persona"]["test"] = "TRAIT"
     run.timings = pd.DataFrame(timings)
     return run
 
@@ -234,5 +366,5 @@ def settings_record(settings: TraitSettings) -> dict:
     return {k: v for k, v in asdict(settings).items() if k != "extra"}
 
 
-__all__ = ["PRODUCING_MODULES", "TASKS", "TraitRun", "TraitSettings", "bare_label_ids",
-           "run_trait", "settings_record"]
+__all__ = ["PRODUCING_MODULES", "SIZE_FIELDS", "TASKS", "Sample", "TraitRun", "TraitSettings", "bare_label_ids",
+           "draw_samples", "run_trait", "settings_record"]

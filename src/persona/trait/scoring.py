@@ -8,10 +8,11 @@ each order, average each response over the two orders, take the argmax over
 ``[high1, high2, low1, low2]``; argmax in the high half -> "high". Trait score = 100 x #high /
 (#high + #low). Two defects are reproduced by :func:`official_is_high` on purpose:
 
-* an order whose label probabilities are all zero gives 0/0. In numpy arithmetic that is NaN, and
-  ``np.argmax`` returns the first NaN, i.e. ``high1``: the item counts as **high**. (The released
-  script divides Python floats loaded from JSON, where 0/0 stops the run with ZeroDivisionError
-  instead; either way the item gets no valid decision.) An exact tie also goes to high;
+* an order whose label probabilities are all zero gives 0/0. The released script divides plain Python
+  floats loaded from JSON, so it stops with ``ZeroDivisionError``: the run fails and no item gets a
+  decision. Only under numpy arithmetic (as in :func:`official_is_high`) does 0/0 become NaN, and
+  ``np.argmax`` then returns the first NaN, ``high1``: the item would count as **high**. An exact tie
+  between a high and a low response also goes to high;
 * the official runner reads only the *bare* label tokens ("A"), not their space-prefixed forms
   (" A") that many tokenizers emit after "Answer:"; that is an input defect, handled by feeding
   bare-token probabilities to the official rule (see the notebook).
@@ -30,6 +31,7 @@ import pandas as pd
 
 from persona.engine.calibration import mean_over_orders
 from persona.trait.items import HIGH_MASK, TRAITS
+from persona.trait.reliability import mean_interval
 
 
 def _mask(high_mask: Sequence[bool], n_options: int) -> np.ndarray:
@@ -155,25 +157,155 @@ def score_table(dec: pd.DataFrame, by: Sequence[str], column: str = "fixed", *, 
     return pd.DataFrame(rows)
 
 
-def persona_table(dec: pd.DataFrame, *, baseline: str = "none") -> pd.DataFrame:
-    """Per trait: score without persona and with the high / low persona, and whether each moved as intended.
+def item_scores(dec: pd.DataFrame, column: str = "fixed", *,
+                keys: Sequence[str] = ("model", "key", "trait")) -> pd.DataFrame:
+    """Per item (and ``keys``): 100 x the mean decision over the templates it was asked (NaN: none decided)."""
+    return (dec.groupby(list(keys), sort=False)[column].mean().mul(100).rename("score").reset_index())
 
-    Success (our definition) for a high persona: its score is above the no-persona score on the
-    same items and template; for a low persona: below. ``intended`` is the share of item choices in
-    the intended direction (score for high, 100 - score for low).
+
+def answered_templates(frame: pd.DataFrame, min_mass: float, *, by: Sequence[str] = ("model", "template")) -> pd.DataFrame:
+    """Mean label mass per model and template, and whether it reaches ``min_mass`` (``answered``).
+
+    A base model asked for a letter may answer with a digit instead (Gemma-3-270M on template 3 puts
+    about 4e-6 on the letters): its letter probabilities then say nothing about the item.
     """
+    table = frame.groupby(list(by))["mass"].mean().rename("label_mass").reset_index()
+    table["answered"] = table["label_mass"] >= min_mass
+    return table
+
+
+def persona_items(dec_persona: pd.DataFrame, dec_base: pd.DataFrame, column: str = "fixed") -> pd.DataFrame:
+    """Per model, item and persona direction: the share of the item's answers in the intended direction.
+
+    The paper's measure: under the *high* persona an answer is as intended when it is the high response,
+    under the *low* persona when it is the low one; ``intended`` is 100 x the share of the item's answers
+    (one per persona template, the official item decision) that are as intended, ``baseline`` the same
+    share without a persona (same items, same templates), ``shift`` their difference. An item without a
+    decided answer is NaN.
+    """
+    templates = dec_persona[["model", "template"]].drop_duplicates()
+    base = dec_base.merge(templates, on=["model", "template"])
+    base = base[base["key"].isin(set(dec_persona["key"]))]
+    high_share = lambda d: d.groupby(["model", "key", "trait"], sort=False)[column].mean()  # noqa: E731
+    base_high = high_share(base)
     rows = []
-    present = [t for t in TRAITS if t in set(dec["trait"])]
-    for trait in present:
-        part = dec[dec["trait"] == trait]
-        score = {p: trait_score(part.loc[part["persona"] == p, "fixed"].to_numpy(float))
-                 for p in part["persona"].unique()}
-        base = score.get(baseline, float("nan"))
-        for level in ("high", "low"):
-            if level not in score:
-                continue
-            moved = score[level] - base
-            rows.append({"trait": trait, "persona": level, "score_none": base, "score_persona": score[level],
-                         "shift": moved, "success": bool(moved > 0 if level == "high" else moved < 0),
-                         "intended": score[level] if level == "high" else 100 - score[level]})
+    for level in ("high", "low"):
+        under = high_share(dec_persona[dec_persona["persona"] == level])
+        flip = (lambda x: x) if level == "high" else (lambda x: 1 - x)
+        part = pd.DataFrame({"intended": 100 * flip(under),
+                             "baseline": 100 * flip(base_high.reindex(under.index))})
+        rows.append(part.assign(persona=level).reset_index())
+    out = pd.concat(rows, ignore_index=True)
+    out["shift"] = out["intended"] - out["baseline"]
+    return out[["model", "trait", "persona", "key", "intended", "baseline", "shift"]]
+
+
+def persona_responsiveness(items: pd.DataFrame) -> pd.DataFrame:
+    """Per model and item: the mean of its high- and low-persona ``intended`` shares (50 = no effect).
+
+    Averaging the two directions of the same item cancels the model's own lean on that item: a model
+    that answers "high" whatever the persona scores 100 under the high persona and 0 under the low one.
+    """
+    wide = items.set_index(["model", "trait", "key", "persona"])["intended"].unstack("persona")
+    wide = wide.reindex(columns=["high", "low"])
+    return wide.mean(axis=1, skipna=False).rename("responsiveness").reset_index()
+
+
+def persona_summary(items: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per model, trait and persona direction: mean ``intended`` and ``shift`` over items, t intervals."""
+    rows = []
+    for (model, trait, persona), part in items.groupby(["model", "trait", "persona"], sort=False):
+        ok = part.dropna(subset=["intended"])
+        intended = mean_interval(ok["intended"], level, bounds=(0.0, 100.0))
+        shift = mean_interval(ok["shift"], level, bounds=(-100.0, 100.0))
+        rows.append({"model": model, "trait": trait, "persona": persona, "intended": intended["mean"],
+                     "intended_low": intended["ci_low"], "intended_high": intended["ci_high"],
+                     "baseline": float(ok["baseline"].mean()), "shift": shift["mean"],
+                     "shift_low": shift["ci_low"], "shift_high": shift["ci_high"], "n_items": intended["n_items"]})
+    out = pd.DataFrame(rows)
+    out["trait"] = pd.Categorical(out["trait"], TRAITS, ordered=True)
+    return out.sort_values(["model", "trait", "persona"], kind="stable").reset_index(drop=True)
+
+
+def sign_flip_pvalue(differences, *, n_perm: int = 2000, seed: int = 0) -> float:
+    """Two-sided permutation p-value of a mean paired difference: swapping the two models' answers on an
+    item flips the sign of its difference, so under "same personality" every sign pattern is as likely."""
+    d = np.asarray(differences, float)
+    d = d[np.isfinite(d)]
+    if d.size == 0 or not d.any():
+        return float("nan") if d.size == 0 else 1.0
+    rng = np.random.default_rng(seed)
+    flips = rng.choice([-1.0, 1.0], size=(n_perm, d.size))
+    null = np.abs((flips * d).mean(axis=1))
+    return float((1 + (null >= abs(d.mean()) - 1e-12).sum()) / (n_perm + 1))
+
+
+def model_differences(scores: pd.DataFrame, first: str, second: str, *, level: float = 0.95,
+                      n_perm: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per trait: both models' mean item scores on the items both answered, the paired difference
+    (first - second) with a t interval over items, and a label-permutation p-value."""
+    wide = scores[scores["model"].isin([first, second])].pivot_table(
+        index=["trait", "key"], columns="model", values="score").dropna()
+    rows = []
+    for trait in [t for t in TRAITS if t in wide.index.get_level_values("trait")]:
+        part = wide.loc[trait]
+        diff = part[first] - part[second]
+        ci = mean_interval(diff, level)
+        rows.append({"trait": trait, first: float(part[first].mean()), second: float(part[second].mean()),
+                     "difference": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
+                     "p_permutation": sign_flip_pvalue(diff, n_perm=n_perm, seed=seed), "n_items": ci["n_items"]})
+    return pd.DataFrame(rows)
+
+
+def official_variants(dec_main: pd.DataFrame, dec_bare: pd.DataFrame, main: pd.DataFrame,
+                      bare: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The released pipeline against the fixed one, per model, on the items read with bare tokens.
+
+    Returns (per model and trait: the trait score of the official rule on bare tokens, the official rule on
+    every tokenisation, the fixed rule on every tokenisation; per model: the share of label mass the bare
+    tokens carry, the share of items whose decision the two pipelines disagree on, items with an order
+    without any bare-token mass (where the released script stops), and the number of undetermined item
+    decisions of the whole run).
+    """
+    keys = ["model", "key", "template"]
+    both = dec_bare.merge(dec_main, on=keys, suffixes=("_bare", ""))
+    variants = pd.DataFrame({
+        "model": both["model"], "trait": both["trait"],
+        "official rule, bare tokens (as released)": 100 * both["official_bare"].astype(float),
+        "official rule, every tokenisation": 100 * both["official"].astype(float),
+        "fixed rule, every tokenisation": 100 * both["fixed"]})
+    table = variants.groupby(["model", "trait"], sort=False).mean()
+    mass = bare.merge(main, on=[*keys, "order"], suffixes=("_bare", ""))
+    summary = pd.DataFrame({
+        "bare_share": 100 * mass.groupby("model")["mass_bare"].sum() / mass.groupby("model")["mass"].sum(),
+        "flips": 100 * (both["official_bare"].astype(float) != both["fixed"]).groupby(both["model"]).mean(),
+        "zero_mass_items": bare.groupby(keys)["mass"].min().eq(0).groupby("model").sum(),
+        "items": both.groupby("model").size(),
+        "undetermined_run": dec_main["fixed"].isna().groupby(dec_main["model"]).sum(),
+    })
+    return table, summary
+
+
+def in_model_order(frame: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Rows sorted by the run's model order (the default model first), by a ``model`` column or index level;
+    the order within a model is kept."""
+    rank = {m: i for i, m in enumerate(models)}
+    if "model" in frame.columns:
+        return frame.sort_values("model", key=lambda s: s.map(rank), kind="stable")
+    level = frame.index.get_level_values("model")
+    return frame.iloc[np.argsort(level.map(rank).to_numpy(), kind="stable")]
+
+
+def persona_overall(items: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per model, all traits and both directions: the mean share of answers in the intended direction (the
+    number the paper reports as 85.2%), with a t interval over items (each item's two directions averaged,
+    so an item counts once)."""
+    rows = []
+    for model, part in items.groupby("model", sort=False):
+        resp = mean_interval(persona_responsiveness(part)["responsiveness"], level, bounds=(0.0, 100.0))
+        shift = part.groupby("key")["shift"].apply(lambda s: s.abs().mean())
+        rows.append({"model": model, "trait": "all traits", "persona": "both", "intended": resp["mean"],
+                     "intended_low": resp["ci_low"], "intended_high": resp["ci_high"],
+                     "baseline": float("nan"), "shift": float(shift.mean()), "shift_low": float("nan"),
+                     "shift_high": float("nan"), "n_items": resp["n_items"]})
     return pd.DataFrame(rows)

@@ -1,15 +1,16 @@
-"""A self-report questionnaire built from the statements behind TRAIT, for the reliability comparison.
+"""The self-report proxy: a questionnaire this project built from the statements behind TRAIT.
 
 TRAIT claims that its scenario items are more reliable than self-assessment tests (BFI, SD-3). The
-BFI/SD-3 item texts are not in the reachable data, but ``personality_prompt_BFI.json`` (official
-TRAIT repository) holds the 71 behaviour statements the TRAIT items were written from, each in a
-high-keyed form ("Being talkative.") and a low-keyed form ("Not being talkative."). Both forms are
-used (142 items), so agreeing with everything scores 50 and cannot pass for a trait.
+BFI/SD-3 item texts are not in the reachable data, so the book compares TRAIT with a **proxy**, never
+with the BFI or SD-3 themselves: ``personality_prompt_BFI.json`` (official TRAIT repository) holds the
+71 behaviour statements the TRAIT items were written from, each in a high-keyed form ("Being
+talkative.") and a low-keyed form ("Not being talkative."). Both forms are used (142 items), so
+agreeing with everything scores 50 and cannot pass for a trait.
 
 Each statement is asked as a four-point agreement item (no neutral point, so every answer is high
-or low, as in TRAIT), with three templates that mirror TRAIT's three wordings and two option orders
-(scale as written, and fully reversed). Agreeing with a high-keyed statement is "high"; agreeing
-with a low-keyed one is "low".
+or low, as in TRAIT; the BFI has five points), with three templates that mirror TRAIT's three
+wordings and two option orders (scale as written, and fully reversed). Agreeing with a high-keyed
+statement is "high"; agreeing with a low-keyed one is "low". Tables call it "self-report proxy".
 """
 
 from __future__ import annotations
@@ -115,13 +116,30 @@ def selfreport_subsample(items: Sequence[SelfReportItem], per_trait_level: int |
 
 def selfreport_grid(items: Sequence[SelfReportItem], templates: Sequence[int] = (0, 1, 2)
                     ) -> tuple[list[MCPrompt], pd.DataFrame]:
-    """Every statement x template (index into ``SELFREPORT_TEMPLATES``) x order, with meta rows."""
+    """Every statement x template (index into ``SELFREPORT_TEMPLATES``) x order, with meta rows.
+
+    As in ``trait_grid``, a statement's two orders are next to each other within a template.
+    """
     prompts: list[MCPrompt] = []
     rows: list[dict] = []
     for t in templates:
-        for order, perm in SELFREPORT_ORDERS.items():
-            prompts += [build_prompt(it.mc_item(), SELFREPORT_TEMPLATES[t], permutation=perm) for it in items]
-            rows += [{"key": it.key, "trait": it.trait, "template": t + 1, "order": order,
-                      "persona": "none", "mask": mask_code(it.high_mask)}
-                     for it in items]
+        for it in items:
+            for order, perm in SELFREPORT_ORDERS.items():
+                prompts.append(build_prompt(it.mc_item(), SELFREPORT_TEMPLATES[t], permutation=perm))
+                rows.append({"key": it.key, "trait": it.trait, "template": t + 1, "order": order,
+                             "persona": "none", "mask": mask_code(it.high_mask)})
     return prompts, pd.DataFrame(rows)
+
+
+def selfreport_refusal_sample(items: Sequence[SelfReportItem], per_trait: int | None) -> list[SelfReportItem]:
+    """``per_trait`` statements of each trait, alternating high- and low-keyed (high0, low0, high1, ...).
+
+    The refusal comparison asks as many statements per trait as TRAIT items, balanced in keying.
+    """
+    if per_trait is None:
+        return list(items)
+    out = []
+    for trait in TRAITS:
+        mine = sorted((it for it in items if it.trait == trait), key=lambda it: (it.number, not it.keyed_high))
+        out += mine[:per_trait]
+    return out

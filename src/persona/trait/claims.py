@@ -1,0 +1,157 @@
+"""The TRAIT chapter's claims, each decided by the book's one verdict rule (``persona.verdicts``).
+
+One function per claim; each takes per-item values (items are the independent units: an item's
+templates, orders and generations are nested in it) and returns a :class:`persona.verdicts.Verdict`
+whose effect points in the claimed direction and is compared with the paper's effect
+(``persona.trait.reported.PAPER_EFFECTS``, which says how each is derived). The chapter decides
+``len(FAMILY)`` verdicts and passes that number as ``family_size`` (Bonferroni).
+
+* ``distinct``: do two models answer the same items differently? Half of each trait's items (drawn
+  with the seed) say in which direction the models differ on that trait; the other half measure the
+  difference in that direction (0 when the models have the same personality). The split keeps the
+  statistic unbiased, so an ordinary paired t interval over the held-out items applies.
+* ``consistent_orders`` / ``consistent_templates``: agreement beyond chance between the two option
+  orders (Cohen's kappa) and between the templates (Fleiss' kappa), bootstrap over items.
+* ``lower_than_proxy``: TRAIT's per-item refusal / prompt / option-order sensitivity against the
+  self-report proxy's per-statement values (two independent samples of items, Welch interval).
+* ``persona_moves``: the positive control, answers in the intended direction averaged over the high and
+  the low persona of the same item, minus 50.
+* ``persona_hard``: are the directions the paper names (high psychopathy, low conscientiousness) less
+  responsive than the six traits it does not name?
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from persona import verdicts as V
+from persona.trait.reliability import agreement_arrays, order_kappa, template_kappa
+from persona.trait.reported import PAPER_EFFECTS
+from persona.trait.scoring import persona_responsiveness
+
+FAMILY = ("distinct", "consistent_orders", "consistent_templates", "refusal", "prompt", "order",
+          "persona_moves", "persona_hard")
+HARD_DIRECTIONS = (("Psychopathy", "high"), ("Conscientiousness", "low"))
+_PROXY = {"refusal": ("refused", "explicit refusals"), "prompt": ("prompt_sensitivity", "prompt sensitivity"),
+          "order": ("order_sensitivity", "option-order sensitivity")}
+
+
+def _paper(name: str) -> dict:
+    value, how = PAPER_EFFECTS[name]
+    return {"paper_effect": value, "paper_label": how}
+
+
+def _constant(value: float, n: int, *, family_size: int, claim: str, effect_label: str) -> V.Verdict:
+    """Every unit gave the same value: a zero-width interval at it. Two models or two personas that
+    never differ *are* evidence (of no difference), unlike two methods that are the same method."""
+    return V.decide(value, value, value, level=1 - 0.05 / family_size, n=n, unit="items", digits=1,
+                    effect_label=effect_label, **_paper(claim))
+
+
+def split_half(keys: pd.Series, trait: pd.Series, seed: int) -> pd.Series:
+    """True for the items that set the direction, False for those that test it: half of each trait."""
+    direction = pd.Series(False, index=keys.index)
+    for name in sorted(set(trait)):
+        mine = sorted(keys[trait == name])
+        random.Random(f"{seed}/split/{name}").shuffle(mine)
+        direction[keys.isin(mine[: len(mine) // 2])] = True
+    return direction
+
+
+def distinct(scores: pd.DataFrame, first: str, second: str, *, family_size: int, seed: int = 0) -> V.Verdict:
+    """Claim: the two models' trait scores differ on the same items (``scores``: model, key, trait, score)."""
+    if first == second or not {first, second} <= set(scores["model"]):
+        return V.not_testable("one model only: there is no second model to compare")
+    wide = scores.pivot_table(index=["key", "trait"], columns="model", values="score")[[first, second]].dropna()
+    wide = wide.reset_index()
+    wide = wide[wide.groupby("trait")["key"].transform("size") >= 2]
+    if wide.empty:
+        return V.not_testable("no trait has two items that both models answered")
+    setter = split_half(wide["key"], wide["trait"], seed)
+    diff = wide[first] - wide[second]
+    sign = np.sign(diff[setter].groupby(wide.loc[setter, "trait"]).mean())
+    test = wide[~setter].set_index("key")
+    s = test["trait"].map(sign).fillna(0.0)
+    label = f"{first} - {second} in the direction the other half of the items set (points)"
+    if (s * (test[first] - test[second]) == 0).all():
+        verdict = _constant(0.0, len(test), family_size=family_size, claim="distinct", effect_label=label)
+    else:
+        verdict = V.paired(s * test[first], s * test[second], higher_is_better=True, family_size=family_size,
+                           unit="items", digits=1, effect_label=label, **_paper("distinct"))
+    return replace(verdict, reason=f"{verdict.reason}; {int(setter.sum())} items set the direction, "
+                   f"{len(test)} others test it")
+
+
+def _kappa(dec: pd.DataFrame, which: str, *, family_size: int, n_boot: int, seed: int) -> V.Verdict:
+    orig, rev, fixed = agreement_arrays(dec)
+    stat = order_kappa(orig, rev) if which == "orders" else template_kappa(fixed)
+    label = ("Cohen's kappa between the two option orders" if which == "orders"
+             else "Fleiss' kappa between the templates")
+    return V.bootstrap(stat, orig.shape[0], claimed=0.0, family_size=family_size, n_boot=n_boot, seed=seed,
+                       unit="items", effect_label=label, **_paper(f"consistent_{which}"))
+
+
+def consistent_orders(dec: pd.DataFrame, *, family_size: int, n_boot: int = 2000, seed: int = 0) -> V.Verdict:
+    """Claim: the decision of an item agrees between the two option orders beyond chance (one model)."""
+    return _kappa(dec, "orders", family_size=family_size, n_boot=n_boot, seed=seed)
+
+
+def consistent_templates(dec: pd.DataFrame, *, family_size: int, n_boot: int = 2000, seed: int = 0) -> V.Verdict:
+    """Claim: the decision of an item agrees between the prompt templates beyond chance (one model)."""
+    return _kappa(dec, "templates", family_size=family_size, n_boot=n_boot, seed=seed)
+
+
+def lower_than_proxy(trait_items: pd.DataFrame, proxy_items: pd.DataFrame, claim: str, *,
+                     family_size: int) -> V.Verdict:
+    """Claim: TRAIT's per-item ``claim`` ("refusal", "prompt" or "order") is lower than the proxy's."""
+    column, label = _PROXY[claim]
+    x, y = proxy_items[column].dropna(), trait_items[column].dropna()
+    if claim == "refusal" and len(x) and len(y) and not (x.any() or y.any()):
+        unparseable = (f"{proxy_items['unparseable'].mean():.0f}% and {trait_items['unparseable'].mean():.0f}%"
+                       if "unparseable" in proxy_items else "")
+        return V.not_testable(f"the model refused none of its {int(proxy_items['generations'].sum())} self-report "
+                              f"and {int(trait_items['generations'].sum())} TRAIT prompts explicitly: no refusal to "
+                              f"compare (unparseable answers: {unparseable})")
+    return V.two_samples(x, y, higher_is_better=True, family_size=family_size, unit="items", digits=1,
+                         effect_label=f"{label}, self-report proxy minus TRAIT (points)", **_paper(claim))
+
+
+def persona_moves(items: pd.DataFrame, *, family_size: int) -> V.Verdict:
+    """Claim: persona prompts move answers in the intended direction (``items``: one model's
+    :func:`persona.trait.scoring.persona_items`)."""
+    resp = persona_responsiveness(items).set_index("key")["responsiveness"].dropna()
+    label = "answers in the intended direction (mean of the high and low persona) minus 50 (points)"
+    if len(resp) and (resp == resp.iloc[0]).all():
+        return _constant(float(resp.iloc[0]) - 50, len(resp), family_size=family_size, claim="persona_moves",
+                         effect_label=label)
+    return V.paired(resp, pd.Series(50.0, index=resp.index), higher_is_better=True, family_size=family_size,
+                    unit="items", digits=1, effect_label=label, **_paper("persona_moves"))
+
+
+def persona_hard(items: pd.DataFrame, *, family_size: int) -> V.Verdict:
+    """Claim: prompting is less effective for high psychopathy and low conscientiousness than for the
+    other traits. Units are items: the named directions' items against the items of the six traits the
+    paper does not name (their two directions averaged per item, so each item counts once)."""
+    hard_mask = pd.Series(False, index=items.index)
+    for trait, level in HARD_DIRECTIONS:
+        hard_mask |= (items["trait"] == trait) & (items["persona"] == level)
+    named = {t for t, _ in HARD_DIRECTIONS}
+    others = persona_responsiveness(items[~items["trait"].isin(named)])["responsiveness"].dropna()
+    hard = items.loc[hard_mask, "intended"].dropna()
+    return V.two_samples(others, hard, higher_is_better=True, family_size=family_size, unit="items", digits=1,
+                         effect_label="answers in the intended direction, other traits minus the named directions "
+                         "(points)", **_paper("persona_hard"))
+
+
+def table(verdicts: dict[str, V.Verdict]) -> pd.DataFrame:
+    """Verdicts as the findings page shows them: the word and the evidence line (effect, interval, n, power)."""
+    return pd.DataFrame({"verdict": [v.verdict for v in verdicts.values()],
+                         "evidence": [v.evidence for v in verdicts.values()]}, index=list(verdicts))
+
+
+__all__ = ["FAMILY", "HARD_DIRECTIONS", "consistent_orders", "consistent_templates", "distinct",
+           "lower_than_proxy", "persona_hard", "persona_moves", "split_half", "table"]

@@ -1,0 +1,132 @@
+"""The TRAIT chapter's verdicts on synthetic items whose truth is known (persona.trait.claims)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from persona import verdicts as V
+from persona.trait import claims
+from persona.trait.items import TRAITS
+from persona.trait.reported import PAPER_EFFECTS
+
+FAMILY = len(claims.FAMILY)
+
+
+def two_models(n_per_trait, shift, seed=0):
+    """Item scores (0-100, mean of 3 binary template decisions) of two models; model b's chance of
+    answering high is model a's plus ``shift[trait]``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t, trait in enumerate(TRAITS):
+        for i in range(n_per_trait):
+            p = rng.uniform(0.3, 0.7)
+            for model, q in (("a", p), ("b", np.clip(p + shift[t], 0, 1))):
+                rows.append({"model": model, "trait": trait, "key": f"{trait}/{i}",
+                             "score": 100 * (rng.random(3) < q).mean()})
+    return pd.DataFrame(rows)
+
+
+def test_models_that_differ_by_40_points_are_distinct():
+    shift = [0.4 if t % 2 else -0.4 for t in range(8)]  # the direction changes between traits
+    v = claims.distinct(two_models(20, shift), "a", "b", family_size=FAMILY)
+    assert v.verdict == V.REPLICATED and v.effect > 20 and v.n == 80  # half of the 160 items test
+    assert v.paper_effect == pytest.approx(25.625)
+
+
+def test_models_with_the_same_personality_are_rarely_called_distinct():
+    calls = [claims.distinct(two_models(20, [0.0] * 8, seed=s), "a", "b", family_size=FAMILY, seed=s).verdict
+             for s in range(40)]
+    assert calls.count(V.REPLICATED) <= 1  # the error rate is alpha / family at most (about 0.6%)
+
+
+def test_identical_models_are_not_distinct_and_one_model_is_not_testable():
+    scores = two_models(10, [0.0] * 8)
+    same = pd.concat([scores[scores["model"] == "a"], scores[scores["model"] == "a"].assign(model="b")])
+    v = claims.distinct(same, "a", "b", family_size=FAMILY)
+    assert v.verdict == V.NOT_REPLICATED and v.effect == 0.0  # a zero-width interval excludes 25.6 points
+    assert claims.distinct(scores, "a", "a", family_size=FAMILY).verdict == V.NOT_TESTABLE
+
+
+def test_split_half_is_per_trait_and_deterministic():
+    keys = pd.Series([f"k{i}" for i in range(10)])
+    trait = pd.Series(["O"] * 6 + ["C"] * 4)
+    a, b = claims.split_half(keys, trait, 0), claims.split_half(keys, trait, 0)
+    assert a.equals(b) and a[trait == "O"].sum() == 3 and a[trait == "C"].sum() == 2
+
+
+def decisions(orig, rev, fixed):
+    rows = []
+    for i in range(orig.shape[0]):
+        for t in range(orig.shape[1]):
+            rows.append({"key": f"i{i:03d}", "template": t + 1, "orig": orig[i, t], "rev": rev[i, t],
+                         "fixed": fixed[i, t]})
+    return pd.DataFrame(rows)
+
+
+def test_consistency_replicates_for_agreeing_answers_and_not_for_a_letter_biased_model():
+    rng = np.random.default_rng(1)
+    content = (rng.random((60, 1)) < 0.5).astype(float) * np.ones((60, 3))
+    noisy = np.where(rng.random((60, 3)) < 0.1, 1 - content, content)
+    v = claims.consistent_orders(decisions(content, noisy, content), family_size=FAMILY, n_boot=300)
+    assert v.verdict == V.REPLICATED and v.effect > 0.6
+    assert claims.consistent_templates(decisions(content, content, content), family_size=FAMILY,
+                                       n_boot=300).verdict == V.REPLICATED
+    # the original order always "high" (letter A is high1), the reversed always "low"
+    biased = claims.consistent_orders(decisions(np.ones((60, 3)), np.zeros((60, 3)), np.ones((60, 3))),
+                                      family_size=FAMILY, n_boot=300)
+    assert biased.effect == 0.0 and biased.verdict == V.NOT_REPLICATED  # kappa 0 excludes the paper's 0.37
+    assert biased.paper_effect == pytest.approx(PAPER_EFFECTS["consistent_orders"][0])
+
+
+def items(values, column):
+    return pd.DataFrame({"key": [f"k{i}" for i in range(len(values))], column: np.asarray(values, float)})
+
+
+def test_trait_against_the_proxy_points_the_claimed_way():
+    rng = np.random.default_rng(2)
+    trait = items(100 * (rng.random(80) < 0.3), "prompt_sensitivity")
+    proxy = items(100 * (rng.random(80) < 0.8), "prompt_sensitivity")
+    v = claims.lower_than_proxy(trait, proxy, "prompt", family_size=FAMILY)
+    assert v.verdict == V.REPLICATED and v.effect == pytest.approx(proxy.iloc[:, 1].mean() - trait.iloc[:, 1].mean())
+    worse = claims.lower_than_proxy(proxy, trait, "prompt", family_size=FAMILY)
+    assert worse.verdict == V.NOT_REPLICATED and "opposite" in worse.reason
+
+
+def test_no_explicit_refusal_on_either_side_is_not_testable_and_says_why():
+    frame = pd.DataFrame({"key": ["a", "b"], "refused": [0.0, 0.0], "unparseable": [50.0, 0.0],
+                          "generations": [3, 3]})
+    v = claims.lower_than_proxy(frame, frame, "refusal", family_size=FAMILY)
+    assert v.verdict == V.NOT_TESTABLE and "refused none" in v.evidence
+
+
+def persona_items(intended_high, intended_low, traits):
+    rows = []
+    for i, (h, lo, t) in enumerate(zip(intended_high, intended_low, traits)):
+        rows += [{"model": "m", "trait": t, "key": f"{t}/{i}", "persona": "high", "intended": h},
+                 {"model": "m", "trait": t, "key": f"{t}/{i}", "persona": "low", "intended": lo}]
+    return pd.DataFrame(rows)
+
+
+def test_persona_positive_control():
+    rng = np.random.default_rng(3)
+    traits = [TRAITS[i % 8] for i in range(80)]
+    moved = persona_items(100 * (rng.random(80) < 0.9), 100 * (rng.random(80) < 0.9), traits)
+    v = claims.persona_moves(moved, family_size=FAMILY)
+    assert v.verdict == V.REPLICATED and 30 < v.effect < 50
+    # a model that answers "high" whatever the persona: 100% under high, 0% under low -> no effect
+    stuck = persona_items([100.0] * 80, [0.0] * 80, traits)
+    v = claims.persona_moves(stuck, family_size=FAMILY)
+    assert v.effect == 0.0 and v.verdict == V.NOT_REPLICATED
+
+
+def test_named_hard_directions_against_the_other_traits():
+    rng = np.random.default_rng(4)
+    traits = [TRAITS[i % 8] for i in range(400)]
+    high = np.array([100.0 * (rng.random() < (0.4 if t == "Psychopathy" else 0.9)) for t in traits])
+    low = np.array([100.0 * (rng.random() < (0.4 if t == "Conscientiousness" else 0.9)) for t in traits])
+    v = claims.persona_hard(persona_items(high, low, traits), family_size=FAMILY)
+    assert v.verdict == V.REPLICATED and 35 < v.effect < 65
+    assert v.n == 50 + 50 + 300  # P items (high), C items (low), the six other traits' items once each
+    even = claims.persona_hard(persona_items(100 * (rng.random(400) < .9), 100 * (rng.random(400) < .9), traits),
+                               family_size=FAMILY)
+    assert even.verdict != V.REPLICATED
