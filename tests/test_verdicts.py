@@ -159,3 +159,14 @@ def test_evidence_text_names_effect_interval_n_and_power():
         assert part in text
     with pytest.raises(ValueError):
         V.Verdict("probably", "no such verdict")
+
+
+def test_identical_sides_are_evidence_when_they_could_have_differed():
+    x = series([50.0, 50.0, 50.0])
+    v = V.paired(x, x.copy(), higher_is_better=True, paper_effect=35.2, identical_is_evidence=True)
+    assert v.verdict == V.NOT_REPLICATED and v.ci_low == v.ci_high == 0.0 and "35.2" in v.reason
+
+
+def test_power_stays_defined_far_in_the_tail():
+    assert V.power_t(40.0, 1.0, 30, 0.99) == pytest.approx(1.0)
+    assert V.power_t(0.01, 1.0, 30, 0.99) < 0.05

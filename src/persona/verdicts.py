@@ -112,7 +112,10 @@ def power_t(effect: float, se: float, df: float, level: float) -> float:
         return 1.0 if effect != 0 else 0.0
     crit = stats.t.ppf(1 - (1 - level) / 2, df)
     nc = abs(effect) / se
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    value = stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
+    if not np.isfinite(value):  # scipy's noncentral t breaks down far in the tail: the normal approximation
+        value = stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc)
+    return float(min(max(value, 0.0), 1.0))
 
 
 def n_for_power(effect: float, se_at: Callable[[int], tuple[float, float]], level: float,
@@ -185,22 +188,27 @@ def _aligned(x: pd.Series, y: pd.Series) -> tuple[np.ndarray, np.ndarray] | str:
 
 def paired(x: pd.Series, y: pd.Series, *, higher_is_better: bool, paper_effect: float | None,
            paper_label: str = "", family_size: int = 1, alpha: float = 0.05, unit: str = "subjects",
-           effect_label: str = "effect", digits: int = 2) -> Verdict:
+           effect_label: str = "effect", digits: int = 2, identical_is_evidence: bool = False) -> Verdict:
     """Claim "X beats Y" on per-unit values (same units on both sides): a paired t interval.
 
     The effect is ``x - y`` when higher is better, ``y - x`` when lower is better (e.g. an error), so a
-    positive effect always favours X. Two sides that are identical for every unit are *not testable*:
-    such a comparison holds no contrast (e.g. PAS that chose alpha = 0, i.e. few-shot, for everyone).
+    positive effect always favours X. Two sides that are identical for every unit are *not testable* when
+    they are the same thing (PAS that chose alpha = 0 is few-shot: the comparison holds no contrast); with
+    ``identical_is_evidence`` (two models, two personas: things that could have differed) they are evidence
+    of no difference: a zero-width interval at 0.
     """
     pair = _aligned(x, y)
     if isinstance(pair, str):
         return not_testable(pair)
     a, b = pair
     diff = (a - b) if higher_is_better else (b - a)
-    if np.all(diff == 0):
-        return not_testable("the two sides are identical for every unit: the comparison holds no contrast")
     n = len(diff)
     level = _level(alpha, family_size)
+    if np.all(diff == 0):
+        if not identical_is_evidence:
+            return not_testable("the two sides are identical for every unit: the comparison holds no contrast")
+        return decide(0.0, 0.0, 0.0, level=level, n=n, unit=unit, paper_effect=paper_effect, paper_label=paper_label,
+                      power=1.0 if paper_effect else float("nan"), effect_label=effect_label, digits=digits)
     mean = float(diff.mean())
     if n < 2:
         return decide(mean, float("nan"), float("nan"), level=level, n=n, unit=unit, paper_effect=paper_effect,

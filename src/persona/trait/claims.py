@@ -45,13 +45,6 @@ def _paper(name: str) -> dict:
     return {"paper_effect": value, "paper_label": how}
 
 
-def _constant(value: float, n: int, *, family_size: int, claim: str, effect_label: str) -> V.Verdict:
-    """Every unit gave the same value: a zero-width interval at it. Two models or two personas that
-    never differ *are* evidence (of no difference), unlike two methods that are the same method."""
-    return V.decide(value, value, value, level=1 - 0.05 / family_size, n=n, unit="items", digits=1,
-                    effect_label=effect_label, **_paper(claim))
-
-
 def split_half(keys: pd.Series, trait: pd.Series, seed: int) -> pd.Series:
     """True for the items that set the direction, False for those that test it: half of each trait."""
     direction = pd.Series(False, index=keys.index)
@@ -77,11 +70,9 @@ def distinct(scores: pd.DataFrame, first: str, second: str, *, family_size: int,
     test = wide[~setter].set_index("key")
     s = test["trait"].map(sign).fillna(0.0)
     label = f"{first} - {second} in the direction the other half of the items set (points)"
-    if (s * (test[first] - test[second]) == 0).all():
-        verdict = _constant(0.0, len(test), family_size=family_size, claim="distinct", effect_label=label)
-    else:
-        verdict = V.paired(s * test[first], s * test[second], higher_is_better=True, family_size=family_size,
-                           unit="items", digits=1, effect_label=label, **_paper("distinct"))
+    # two models that never differ are evidence of no difference (they could have differed)
+    verdict = V.paired(s * test[first], s * test[second], higher_is_better=True, family_size=family_size,
+                       unit="items", digits=1, effect_label=label, identical_is_evidence=True, **_paper("distinct"))
     return replace(verdict, reason=f"{verdict.reason}; {int(setter.sum())} items set the direction, "
                    f"{len(test)} others test it")
 
@@ -125,11 +116,12 @@ def persona_moves(items: pd.DataFrame, *, family_size: int) -> V.Verdict:
     :func:`persona.trait.scoring.persona_items`)."""
     resp = persona_responsiveness(items).set_index("key")["responsiveness"].dropna()
     label = "answers in the intended direction (mean of the high and low persona) minus 50 (points)"
-    if len(resp) and (resp == resp.iloc[0]).all():
-        return _constant(float(resp.iloc[0]) - 50, len(resp), family_size=family_size, claim="persona_moves",
-                         effect_label=label)
+    if len(resp) and (resp == resp.iloc[0]).all() and resp.iloc[0] != 50:  # every item moved alike: exact
+        value = float(resp.iloc[0]) - 50
+        return V.decide(value, value, value, level=1 - 0.05 / family_size, n=len(resp), unit="items", digits=1,
+                        effect_label=label, **_paper("persona_moves"))
     return V.paired(resp, pd.Series(50.0, index=resp.index), higher_is_better=True, family_size=family_size,
-                    unit="items", digits=1, effect_label=label, **_paper("persona_moves"))
+                    unit="items", digits=1, effect_label=label, identical_is_evidence=True, **_paper("persona_moves"))
 
 
 def persona_hard(items: pd.DataFrame, *, family_size: int) -> V.Verdict:
