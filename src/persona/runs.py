@@ -32,6 +32,8 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
+from persona.paths import REPO_ROOT
+
 _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
 
@@ -46,6 +48,14 @@ def _digest(text: str | bytes) -> str:
 def log(message: str) -> None:
     """Progress for a person reading a log: stderr, flushed (hidden in the rendered book by cell tags)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def shown(path: Path) -> str:
+    """A path as a log shows it: relative to the repository when inside it (no machine path in a notebook)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 class ResultStore:
@@ -65,8 +75,8 @@ class ResultStore:
             if old is None or json.dumps(old, sort_keys=True, indent=1, default=str) != text:
                 what = "other code" if old and old.get("params") == json.loads(text)["params"] else "other parameters"
                 raise ValueError(
-                    f"{path} was written by {what}; results are never mixed. Delete the folder {self.root} "
-                    f"to recompute, or use another results folder."
+                    f"{shown(path)} was written by {what}; results are never mixed. Delete the folder "
+                    f"{shown(self.root)} to recompute, or use another results folder."
                 )
         else:
             _atomic_write(path, text)
@@ -102,7 +112,7 @@ class ResultStore:
         if problem is None:
             return True
         if problem:
-            log(f"[results] {self.path(group, key)}: {problem}; it is not used and will be recomputed")
+            log(f"[results] {shown(self.path(group, key))}: {problem}; it is not used and will be recomputed")
             self.path(group, key).unlink(missing_ok=True)
             self._meta_path(group, key).unlink(missing_ok=True)
         return False
