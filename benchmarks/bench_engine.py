@@ -11,9 +11,14 @@ Measured side by side in one run, on one model (default: the embedded SmolLM2-13
     the prompt's forward pass; generation adds 15 decoding steps. Where the forward pass is
     compute-bound (a CPU) those steps are cheap next to it, so this ratio stays small there.
 (c) Model FLOP utilisation: engine tokens/s x 2 x (non-embedding parameters) against the FLOP
-    rate of a plain fp32 2048^3 matmul on the same machine.
+    rate of a plain 2048^3 matmul (4096^3 on a GPU) in the model's dtype on the same device.
 
-Usage: ``python benchmarks/bench_engine.py [--n-items 180] [--n-naive 6] [--n-trait 40] [--threads N]``
+On CUDA the peak GPU memory of the run is printed too. The last line, ``RESULT key=value ...``, repeats the
+figures for scripts (``benchmarks/device_check.sh``).
+
+Usage: ``python benchmarks/bench_engine.py [--model NAME] [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16]
+[--n-items 180] [--n-naive 6] [--n-trait 40] [--threads N]`` (device and dtype "auto": cuda and bfloat16 when
+a GPU is there, else cpu and float32)
 """
 
 from __future__ import annotations
@@ -32,16 +37,25 @@ from persona.papi.prompts import fewshot_system
 from persona.trait.prompts import TEMPLATES as TRAIT_TEMPLATES
 
 
-def matmul_flops(n: int = 2048, repeats: int = 3) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops(n: int = 2048, repeats: int = 3, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b)[1] for _ in range(repeats))
     return 2 * n**3 / best
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _timed(fn):
+    _sync()
     start = time.perf_counter()
     out = fn()
+    _sync()
     return out, time.perf_counter() - start
 
 
@@ -69,7 +83,7 @@ def papi_prompts(n_items: int, subject_index: int):
 
 
 def trait_prompts(n_items: int):
-    from persona.trait import load_trait_items, subsample
+    from persona.trait.items import load_trait_items, subsample
 
     items = load_trait_items()
     chosen = subsample(items, per_trait=max(1, -(-n_items // 8)), seed=0)[:n_items]
@@ -82,6 +96,7 @@ def palign_style_generate(model, tokenizer, texts: list[str], batch_size: int = 
     out = []
     for k in range(0, len(texts), batch_size):
         enc = tokenizer(texts[k : k + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = enc.to(model.device)
         with torch.no_grad():
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
@@ -92,6 +107,8 @@ def palign_style_generate(model, tokenizer, texts: list[str], batch_size: int = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    parser.add_argument("--dtype", default="auto", help="auto (bfloat16 on cuda, float32 on cpu), float32, bfloat16")
     parser.add_argument("--n-items", type=int, default=180, help="PAPI held-out items scored by the engine")
     parser.add_argument("--n-naive", type=int, default=6, help="of those, items also run through the naive loop")
     parser.add_argument("--n-trait", type=int, default=40, help="TRAIT items for (b)")
@@ -104,11 +121,17 @@ def main() -> None:
 
     from persona.models import load_model
 
-    model, tok = load_model(args.model)
+    model, tok = load_model(args.model, device=args.device, dtype=args.dtype)
+    device = model.device
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     engine = Engine(model, tok, batch_size=args.batch_size)
     n_params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
-    print(f"model {args.model}: {n_params / 1e6:.1f} M non-embedding parameters, {model.dtype}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    where = torch.cuda.get_device_name(device) if cuda else f"{torch.get_num_threads()} threads, " \
+        f"{platform.processor() or platform.machine()}"
+    print(f"model {args.model}: {n_params / 1e6:.1f} M non-embedding parameters, {model.dtype} on {device}, "
+          f"torch {torch.__version__}, {where}")
 
     # (a) PAPI few-shot scoring
     prompts = papi_prompts(args.n_items, args.subject)
@@ -140,15 +163,24 @@ def main() -> None:
     print(f"    speed-up                {t_gen / t_score:8.1f} x    (goal >= 5)")
 
     # (c) model FLOP utilisation
-    peak = matmul_flops()
+    peak_mem = torch.cuda.max_memory_allocated(device) if cuda else None
+    size = 4096 if cuda else 2048
+    peak = matmul_flops(size, device=device, dtype=model.dtype)
     tok_s = processed / t_fast
     mfu = tok_s * 2 * n_params / peak
+    dtype_name = str(model.dtype).removeprefix("torch.")
     print("\n(c) utilisation during (a)")
-    print(f"    fp32 2048^3 matmul       {peak / 1e9:8.1f} GFLOP/s")
+    print(f"    {dtype_name} {size}^3 matmul   {peak / 1e9:8.1f} GFLOP/s")
     print(f"    tokens computed          {tok_s:8.1f} tok/s  -> {tok_s * 2 * n_params / 1e9:.1f} GFLOP/s, "
           f"MFU {100 * mfu:.0f} %")
     print(f"    prompt tokens answered   {full_tokens / t_fast:8.1f} tok/s  "
           f"({full_tokens / processed:.1f} x the computed tokens, thanks to the shared prefix)")
+    if cuda:
+        print(f"    peak GPU memory          {peak_mem / 2**20:8.0f} MiB allocated by torch (of "
+              f"{torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)")
+    print(f"\nRESULT model={args.model} device={device.type} dtype={dtype_name} computed_tok_s={tok_s:.0f} "
+          f"prompt_tok_s={full_tokens / t_fast:.0f} ms_per_item={per_fast * 1e3:.1f} max_diff={diff:.2e} "
+          f"peak_gpu_mib={peak_mem / 2**20 if cuda else float('nan'):.0f}")
 
 
 if __name__ == "__main__":

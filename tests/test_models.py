@@ -170,3 +170,137 @@ def test_provision_reports_a_model_error_without_traceback(monkeypatch, capsys):
         provision.main(["--models", "not-a-model"])
     assert exit_.value.code == 1
     assert "[provision] model not available:\nUnknown model 'not-a-model'" in capsys.readouterr().err
+
+
+# --- before loading: the model can be had, fits the device, has a GPU where it needs one (issue #17) ------
+
+LLAMA3_8B = dict(model_type="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                 num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)
+REPO = "meta-llama/Meta-Llama-3-8B-Instruct"
+
+
+def _config_only(folder: Path, **config) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _hub_cache(root: Path, repo: str, files: dict[str, str]) -> Path:
+    """A local hub cache holding ``files`` of ``repo`` at one snapshot (the layout huggingface_hub reads)."""
+    repo_dir = root / f"models--{repo.replace('/', '--')}"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text("0" * 40)
+    snapshot = repo_dir / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for name, text in files.items():
+        (snapshot / name).write_text(text)
+    return root
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_parameters_are_counted_from_the_config_alone(tmp_path):
+    folder = _config_only(tmp_path / "llama3-8b", **LLAMA3_8B)
+    assert models.estimate_parameters(str(folder)) == 8_030_261_248  # Llama-3-8B, no weights read
+    assert models.estimate_parameters("smollm2-135m-instruct") == 134_515_008  # the record: no conversion
+    assert models.memory_needed(8_030_261_248, torch.bfloat16) == int(8_030_261_248 * 2 * 1.3)
+
+
+def test_a_hub_model_missing_offline_names_login_token_and_local_folder(offline_hub):
+    with pytest.raises(ModelError) as err:
+        models.locate(REPO)
+    message = str(err.value)
+    assert message.startswith(f"Model '{REPO}' cannot be loaded: it is not in the local hub cache, and the hub is "
+                              f"offline (HF_HUB_OFFLINE=1).")
+    for fix in ("hf auth login", "huggingface-cli login", "HF_TOKEN", f"hf download {REPO}",
+                "--param model=/path/to/folder", "-p model /path/to/folder"):
+        assert fix in message
+
+
+def test_an_incomplete_hub_cache_is_named(offline_hub):
+    _hub_cache(offline_hub, REPO, {"config.json": json.dumps(LLAMA3_8B)})
+    with pytest.raises(ModelError, match="the hub cache holds its config but no weights"):
+        models.locate(REPO)
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    _hub_cache(offline_hub / "second", REPO, {"config.json": "{}", "model.safetensors.index.json": json.dumps(index),
+                                              "model-00001-of-00002.safetensors": "x"})
+    from huggingface_hub import constants
+
+    constants.HF_HUB_CACHE = str(offline_hub / "second")
+    with pytest.raises(ModelError, match=r"lacks 1 of its 2 weight files \(model-00002-of-00002.safetensors"):
+        models.locate(REPO)
+    (offline_hub / "second" / f"models--{REPO.replace('/', '--')}" / "snapshots" / ("0" * 40) /
+     "model-00002-of-00002.safetensors").write_text("x")
+    assert models.locate(REPO) == REPO  # complete: from_pretrained will find it offline
+
+
+def test_a_large_model_in_bfloat16_without_a_gpu_is_refused_before_any_weight_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    folder = _config_only(tmp_path / "llama3-8b", **LLAMA3_8B)  # no weights at all: the check comes first
+    with pytest.raises(ModelError) as err:
+        load_model(str(folder), dtype="bfloat16")
+    message = str(err.value)
+    assert "(8.0 B parameters) would run in bfloat16 on the CPU: torch sees no CUDA GPU" in message
+    for fix in ("run on a machine with a CUDA GPU", "`--profile cpu`", "`--param dtype=float32`",
+                "`-p dtype float32`", "about 42 GB of RAM"):
+        assert fix in message
+
+
+def test_memory_checks_against_the_device(tmp_path):
+    from persona.models import Device, check_fits
+
+    n = 8_030_261_248
+    check_fits("m", n, torch.bfloat16, Device("cuda", "H100", 79 * 10**9, 80 * 10**9))
+    with pytest.raises(ModelError, match=r"needs about 20.9 GB of GPU memory in bfloat16 .* the GPU \(T4\) has 14.0 GB "
+                                         r"free of 15.0 GB. The weights alone do not fit"):
+        check_fits("m", n, torch.bfloat16, Device("cuda", "T4", 14 * 10**9, 15 * 10**9))
+    with pytest.raises(ModelError, match="The weights fit, with too little left .* lower `batch_size` and "
+                                         "`dpo_batch_size`"):
+        check_fits("m", n, torch.bfloat16, Device("cuda", "A10", 19 * 10**9, 24 * 10**9))
+    check_fits("m", 134_515_008, torch.bfloat16, Device("cpu"))  # a small model in bf16 on CPU: slow, allowed
+    check_fits("m", n, torch.float32, Device("cpu", "", None, 512 * 10**9), explicit_float32=True)
+    with pytest.raises(ModelError, match="more than this machine's 16 GB of RAM"):
+        check_fits("m", n, torch.float32, Device("cpu", "", None, 16 * 10**9), explicit_float32=True)
+    with pytest.raises(ModelError, match=r"\(size unknown\) would run in bfloat16 on the CPU"):
+        check_fits("m", None, torch.bfloat16, Device("cpu"))
+
+
+def test_the_device_probe_reads_the_gpus_free_memory(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (30 * 10**9, 80 * 10**9))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake H100")
+    assert models.probe_device("cuda") == models.Device("cuda", "Fake H100", 30 * 10**9, 80 * 10**9)
+    cpu = models.probe_device("cpu")
+    assert cpu.type == "cpu" and cpu.free_bytes is None and cpu.total_bytes > 10**8
+
+
+def test_a_tiny_local_model_loads_in_bfloat16_on_cpu_through_the_checks(tmp_path):
+    from persona.engine.testing import save_tiny_llama, tiny_tokenizer, torch_threads
+
+    folder = save_tiny_llama(tmp_path / "tiny", tiny_tokenizer(), eos_tokens=("<|im_end|>",))
+    with torch_threads(1):
+        model, tokenizer = load_model(str(folder), device="cpu", dtype="bfloat16")
+    assert model.dtype == torch.bfloat16 and model.config.num_key_value_heads == 2
+    assert tokenizer.pad_token is not None
+
+
+def test_dpo_activations_count_on_a_gpu_and_the_fix_is_a_smaller_dpo_batch():
+    from transformers import LlamaConfig
+
+    from persona.models import Device, check_fits, training_bytes
+
+    config = LlamaConfig(**{k: v for k, v in LLAMA3_8B.items() if k != "model_type"})
+    per_batch16 = training_bytes(config, 16 * 160, torch.bfloat16)
+    assert 14e9 < per_batch16 < 15e9  # 2,560 tokens x 32 layers x (7 x 4096 + 2 x 1024 + 4 x 14336) x 2 bytes
+    a24 = Device("cuda", "24 GB card", int(23.6e9), 24 * 10**9)
+    check_fits("m", 8_030_261_248, torch.bfloat16, a24)  # scoring alone fits
+    with pytest.raises(ModelError, match=r"needs about 32.1 GB .*weights x 1.1 plus 14.4 GB for DPO at 16.* Scoring "
+                                         r"fits; DPO at 16 does not: lower `dpo_batch_size`"):
+        check_fits("m", 8_030_261_248, torch.bfloat16, a24, training=per_batch16, training_what="DPO at 16")
+    check_fits("m", 8_030_261_248, torch.bfloat16, a24, training=training_bytes(config, 4 * 160, torch.bfloat16))

@@ -118,6 +118,9 @@ class FakeBook:
             monkeypatch.setattr(runbook, name, value)
         monkeypatch.setattr(papermill, "execute_notebook", self._execute)
         monkeypatch.setattr(runbook, "build", lambda output, strict: self.builds.append((output, strict)))
+        self.checked: list[list[tuple[str, dict]]] = []  # the models' preflight: recorded, passes (tested below)
+        monkeypatch.setattr(runbook, "preflight", lambda runs, device=None: self.checked.append(
+            [(nb.stem, dict(params)) for nb, params in runs]) or [])
 
     def write_profile(self, text: str, name: str = "smoke") -> None:
         (self.profiles / f"{name}.yaml").write_text(text)
@@ -351,3 +354,176 @@ def test_code_version_reports_dirty_checkouts(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{40}", clean["commit"]) and clean["dirty"] is False
     (tmp_path / "a.txt").write_text("b")
     assert runbook.code_version(tmp_path) == {"commit": clean["commit"], "dirty": True}
+
+
+# --------------------------------------------------------------------------------------------------
+# --param: a parameter on top of the profile (issue #17: shards, local model folders, the rehearsal)
+
+def test_param_values_are_yaml_and_names_are_checked():
+    assert runbook.parse_param("shard=3/8") == (None, "shard", "3/8")
+    assert runbook.parse_param("02_alignment.n_subjects=null") == ("02_alignment", "n_subjects", None)
+    assert runbook.parse_param("04_trait.models=[a, /m/b]") == ("04_trait", "models", ["a", "/m/b"])
+    assert runbook.parse_param("model=/models/Meta-Llama-3-8B-Instruct") == (None, "model", "/models/Meta-Llama-3-8B-Instruct")
+    assert runbook.parse_param("batch_size=8") == (None, "batch_size", 8)
+    assert runbook.parse_param("results_dir=") == (None, "results_dir", None)
+    for bad in ("shard", "=3", "a.b.c=1", "x=[1"):
+        with pytest.raises(ValueError, match="--param"):
+            runbook.parse_param(bad)
+
+
+def test_a_param_sets_the_parameter_of_every_notebook_that_takes_it_or_of_one(book):
+    runbook.main(["--profile", "smoke", "--no-build", "--param", "k=9", "--param", "01_alpha.n=4",
+                  "--param", "02_beta.items=[3, 4]"])
+    assert book.executions == [("01_alpha", {"n": 4}), ("02_beta", {"k": 9, "items": [3, 4], "profile": "smoke",
+                                                                   "model": "m"})]
+    stamp = json.loads((book.executed / "smoke" / "02_beta.json").read_text())
+    assert stamp["parameters"]["k"] == 9  # recorded like any parameter (provenance)
+
+
+def test_a_param_changes_the_fingerprint_and_a_shard_stays_a_string(book):
+    runbook.main(["--profile", "smoke", "--no-build", "--only", "02_beta"])
+    runbook.main(["--profile", "smoke", "--no-build", "--only", "02_beta", "--param", "k=0/4"])
+    runbook.main(["--profile", "smoke", "--no-build", "--only", "02_beta", "--param", "k=0/4"])  # unchanged now
+    assert [params["k"] for _, params in book.executions] == [5, "0/4"]
+
+
+def test_a_param_for_a_notebook_not_executed_is_checked_and_left_out(book):
+    runbook.main(["--profile", "smoke", "--no-build", "--only", "02_beta", "--param", "01_alpha.n=4"])
+    assert book.executions == [("02_beta", {"k": 5, "profile": "smoke", "model": "m"})]
+    with pytest.raises(SystemExit, match="'01_alpah' matches no notebook .*did you mean '01_alpha'"):
+        runbook.main(["--profile", "smoke", "--no-build", "--only", "02_beta", "--param", "01_alpah.n=4"])
+
+
+@pytest.mark.parametrize("param, needles", [
+    ("kk=1", ["no notebook being executed (01_alpha, 02_beta) has a parameter 'kk'", "did you mean 'k'"]),
+    ("01_alpha.k=1", ["'k' is not a parameter of notebooks/01_alpha.ipynb"]),
+    ("k", ["write NAME=VALUE or NOTEBOOK.NAME=VALUE"]),
+])
+def test_a_param_that_fits_no_notebook_stops_the_run_before_any_work(book, param, needles):
+    with pytest.raises(SystemExit) as stop:
+        runbook.main(["--profile", "smoke", "--param", param])
+    for needle in needles:
+        assert needle in str(stop.value.code)
+    assert book.executions == [] and book.checked == []
+
+
+def test_render_only_takes_no_param(book, capsys):
+    with pytest.raises(SystemExit):
+        runbook.main(["--profile", "smoke", "--render-only", "--param", "k=1"])
+    assert "--render-only executes nothing" in capsys.readouterr().err
+
+
+def test_the_models_of_the_notebooks_to_run_are_checked_first(book):
+    runbook.main(["--profile", "smoke", "--no-build", "--only", "02_beta"])
+    runbook.main(["--profile", "smoke", "--no-build"])  # 02_beta unchanged: only 01_alpha is checked
+    assert book.checked == [[("02_beta", {"k": 5, "profile": "smoke", "model": "m"})], [("01_alpha", {"n": 3})]]
+
+
+def test_a_failed_model_check_stops_the_run_before_any_notebook(book, monkeypatch):
+    monkeypatch.setattr(runbook, "preflight", lambda runs, device=None: ["02_beta: Model 'm' cannot be loaded: ..."])
+    with pytest.raises(SystemExit, match=r"The models cannot be run as asked: 1 problem\(s\); nothing was run.\n"
+                                         r"  02_beta: Model 'm' cannot be loaded"):
+        runbook.main(["--profile", "smoke"])
+    assert book.executions == []
+
+
+# The models' preflight itself (persona.models.preflight through the runner), with a fake device
+
+LLAMA3_8B = dict(model_type="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                 num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)
+
+
+def _notebook(folder: Path, source: str) -> Path:
+    nb = new_notebook(cells=[new_code_cell(source, metadata={"tags": ["parameters"]})])
+    path = folder / "02_model.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _config_only(folder: Path, **config) -> str:
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def test_models_to_load_reads_the_parameters_and_the_notebooks_defaults(tmp_path):
+    nb = _notebook(tmp_path, 'model = "smollm2-135m-instruct"\ndtype = "auto"\nbatch_size = 8\n')
+    assert runbook.models_to_load(nb, {}) == [("smollm2-135m-instruct", "auto")]
+    assert runbook.models_to_load(nb, {"model": "/m/x", "dtype": "bfloat16"}) == [("/m/x", "bfloat16")]
+    trait = _notebook(tmp_path, 'models = ["a", "b"]\ndetail_models = None\n')
+    assert runbook.models_to_load(trait, {"models": ["a", "b", "a"]}) == [("a", "auto"), ("b", "auto")]
+
+
+def test_preflight_without_a_gpu_refuses_an_8b_model_in_bfloat16_naming_the_fixes(tmp_path):
+    from persona.models import Device
+
+    nb = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\n')
+    big = _config_only(tmp_path / "llama3-8b", **LLAMA3_8B)
+    cpu = Device("cpu", "test cpu", None, 512 * 10**9)
+    (problem,) = runbook.preflight([(nb, {"model": big, "dtype": "bfloat16"})], device=cpu)
+    assert problem.startswith(f"02_model: Model '{big}' (8.0 B parameters) would run in bfloat16 on the CPU: torch "
+                              f"sees no CUDA GPU")
+    for fix in ("run on a machine with a CUDA GPU", "--profile cpu", "--param dtype=float32", "-p dtype float32"):
+        assert fix in problem
+    # dtype auto on a machine without CUDA: float32, but still an 8B model without a GPU
+    assert "would run in float32 on the CPU" in runbook.preflight([(nb, {"model": big})], device=cpu)[0]
+    # asked for explicitly, float32 on the CPU is a deliberate (slow) choice: allowed when the RAM suffices
+    assert runbook.preflight([(nb, {"model": big, "dtype": "float32"})], device=cpu) == []
+
+
+def test_preflight_on_a_gpu_with_too_little_memory_names_what_to_change(tmp_path, capsys):
+    from persona.models import Device
+
+    nb = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\n')
+    big = _config_only(tmp_path / "llama3-8b", **LLAMA3_8B)
+    small = Device("cuda", "Fake GPU 12GB", 11 * 10**9, 12 * 10**9)
+    (problem,) = runbook.preflight([(nb, {"model": big})], device=small)  # auto on CUDA: bfloat16
+    assert "needs about 20.9 GB of GPU memory in bfloat16" in problem and "11.0 GB free of 12.0 GB" in problem
+    assert "The weights alone do not fit" in problem and "a smaller model" in problem
+    tight = Device("cuda", "Fake GPU 20GB", 19 * 10**9, 20 * 10**9)
+    (problem,) = runbook.preflight([(nb, {"model": big})], device=tight)
+    assert "lower `batch_size` and `dpo_batch_size`" in problem
+    # a notebook that trains DPO: its batch's activations count too (the alignment chapter at dpo_batch_size 16)
+    dpo = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\ndpo_method = "dpo[corrected]"\ndpo_batch_size = 8\n')
+    card = Device("cuda", "Fake GPU 24GB", int(23.6e9), 24 * 10**9)
+    assert runbook.preflight([(dpo, {"model": big, "dpo_batch_size": 4})], device=card) == []
+    (problem,) = runbook.preflight([(dpo, {"model": big, "dpo_batch_size": 16})], device=card)
+    assert "plus 14.4 GB for DPO's backward pass at dpo_batch_size 16" in problem
+    assert "Scoring fits" in problem and "--param dpo_batch_size=4" in problem
+    assert runbook.training_tokens(dpo, {"dpo_method": None}) == 0
+    roomy = Device("cuda", "Fake GPU 80GB", 79 * 10**9, 80 * 10**9)
+    assert runbook.preflight([(nb, {"model": big})], device=roomy) == []
+    assert "02_model: model " in capsys.readouterr().out
+
+
+def test_preflight_names_a_hub_model_missing_offline_and_probes_no_device_for_embedded_ones(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    nb = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\n')
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    probed = []
+    monkeypatch.setattr(runbook, "probe_device", lambda: probed.append(1) or __import__("persona.models").models.Device("cpu"))
+    assert runbook.preflight([(nb, {"model": "smollm2-135m-instruct", "dtype": "bfloat16"})]) == [] and not probed
+    (problem,) = runbook.preflight([(nb, {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "dtype": "bfloat16"})])
+    assert "it is not in the local hub cache, and the hub is offline (HF_HUB_OFFLINE=1)" in problem
+    assert "hf auth login" in problem and "HF_TOKEN" in problem and "--param model=/path/to/folder" in problem
+    assert "Also: " in problem and "torch sees no CUDA GPU" in problem  # what the next run would meet on this machine
+
+
+def test_the_device_is_probed_in_a_child_process_on_cuda(monkeypatch):
+    import torch
+
+    from persona.models import Device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    reply = json.dumps({"type": "cuda", "name": "Fake H100", "free_bytes": 70 * 10**9, "total_bytes": 80 * 10**9})
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=f"noise\n{reply}\n", stderr="")
+
+    monkeypatch.setattr(runbook.subprocess, "run", fake_run)
+    assert runbook.probe_device() == Device("cuda", "Fake H100", 70 * 10**9, 80 * 10**9)
+    assert "probe_device" in calls[0][-1]

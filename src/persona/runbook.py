@@ -4,10 +4,19 @@
 ``python -m persona.runbook --profile smoke --no-build``         execute (and copy into the book) only
 ``python -m persona.runbook --profile gpu --only 02_alignment``  execute one notebook; render when all are executed
 ``python -m persona.runbook --profile gpu --render-only``        execute nothing; render what was executed
+``python -m persona.runbook --profile gpu --param model=/models/llama3``  a parameter other than the profile's
 ``python -m persona.runbook publish-pages --remote origin``      put ``_build/html`` on the ``gh-pages`` branch
 
 The profile (``profiles/<profile>.yaml``) is checked before anything runs: every section must name a
 notebook (or be ``_book``), every key must be a parameter that the notebook's ``parameters`` cell assigns.
+
+``--param [NOTEBOOK.]NAME=VALUE`` (repeatable; VALUE is YAML) sets a parameter on top of the profile: for the
+named notebook, or for every executed notebook whose parameters cell assigns NAME. It is checked like the
+profile, before anything runs, and is part of the parameters (fingerprint, stamp, provenance) like any other.
+
+Before the first notebook runs, every model the notebooks to execute will load is checked (``persona.models``
+``preflight``): a hub id not on disk while the hub is offline, a large model in bfloat16 without a CUDA GPU,
+a model that needs more GPU memory than is free; each stops the run with a message naming the fix.
 
 Each notebook is executed into ``_build/executed/<profile>/`` with the parameters of its section. A
 notebook is skipped when a fingerprint of (notebook source, its parameters, the package source but this
@@ -222,6 +231,155 @@ def _version_label(version: dict | None, short: bool = True) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Parameters set on the command line (--param)
+
+def parse_param(text: str) -> tuple[str | None, str, object]:
+    """``"[NOTEBOOK.]NAME=VALUE"`` -> ``(NOTEBOOK or None, NAME, VALUE parsed as YAML)``."""
+    key, sep, value = str(text).partition("=")
+    section, _, name = key.strip().rpartition(".")
+    if not sep or not re.fullmatch(r"[A-Za-z_]\w*", name) or (section and not re.fullmatch(r"\w+", section)):
+        raise ValueError(f"--param {text!r}: write NAME=VALUE or NOTEBOOK.NAME=VALUE (e.g. shard=0/4, "
+                         f"02_alignment.batch_size=8, 04_trait.models=[a, b])")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--param {text!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+    return section or None, name, parsed
+
+
+def with_params(profile: dict, params: list[str] | None, selected: list[Path]) -> dict:
+    """The profile with the ``--param`` settings applied to the ``selected`` notebooks (a new dict; the
+    profile's sections, which YAML anchors may share, are copied). A setting for a named notebook that is not
+    selected is checked and left out; one without a notebook must be a parameter of a selected notebook.
+    SystemExit names every problem."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in profile.items()}
+    problems = []
+    by_stem = {nb.stem: nb for nb in selected}
+    known = {nb.stem: nb for nb in notebooks()}
+    for text in params or []:
+        try:
+            section, name, value = parse_param(text)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if section is not None:
+            if section not in known:
+                problems.append(f"--param {text}: '{section}' matches no notebook{_did_you_mean(section, list(known))}; "
+                                f"notebooks: {', '.join(known)}")
+                continue
+            if name not in parameter_names(known[section]):
+                problems.append(f"--param {text}: '{name}' is not a parameter of notebooks/{known[section].name}"
+                                f"{_did_you_mean(name, parameter_names(known[section]))}")
+                continue
+            targets = [by_stem[section]] if section in by_stem else []
+        else:
+            targets = [nb for nb in selected if name in parameter_names(nb)]
+            if not targets:
+                every = sorted({n for nb in selected for n in parameter_names(nb)})
+                problems.append(f"--param {text}: no notebook being executed ({', '.join(by_stem)}) has a parameter "
+                                f"'{name}'{_did_you_mean(name, every)}")
+                continue
+        for nb in targets:
+            out[nb.stem] = {**(out.get(nb.stem) or {}), name: value}
+    if problems:
+        raise SystemExit(f"--param: {len(problems)} problem(s); nothing was run.\n  " + "\n  ".join(problems))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The models the notebooks will load, checked before any notebook runs
+
+def notebook_defaults(notebook: Path) -> dict:
+    """The literal values the notebook's ``parameters`` cell assigns (what papermill does not override)."""
+    try:
+        tree = ast.parse(declared_parameters(notebook))
+    except SyntaxError:
+        return {}
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, SyntaxError):
+                pass
+    return values
+
+
+def models_to_load(notebook: Path, params: dict) -> list[tuple[str, str]]:
+    """``(model, dtype)`` for every model the notebook loads with these parameters (its ``model``, or its
+    ``models`` list; ``dtype`` its parameter, else "auto")."""
+    merged = {**notebook_defaults(notebook), **params}
+    names = [merged["model"]] if isinstance(merged.get("model"), str) else []
+    names += [m for m in merged.get("models") or [] if isinstance(m, str)]
+    dtype = merged.get("dtype") or "auto"
+    return [(name, str(dtype)) for name in dict.fromkeys(names)]
+
+
+#: Tokens of one DPO prompt (a PAPI item with PAlign's default system prompt and the answer cue): about 130
+#: with SmolLM2's tokenizer, taken as 160 for the memory estimate of a DPO batch.
+DPO_PROMPT_TOKENS = 160
+
+
+def training_tokens(notebook: Path, params: dict) -> int:
+    """Tokens of one DPO training batch the notebook may run (``dpo_batch_size`` prompts), 0 without DPO."""
+    merged = {**notebook_defaults(notebook), **params}
+    if not merged.get("dpo_method") or not isinstance(merged.get("dpo_batch_size"), int):
+        return 0
+    return merged["dpo_batch_size"] * DPO_PROMPT_TOKENS
+
+
+def probe_device():
+    """The device the notebooks' kernels will compute on (``persona.models.Device``). On a CUDA machine the
+    free memory is read in a child process, so this long-lived runner creates no CUDA context of its own."""
+    import torch
+
+    from persona import models
+
+    if not torch.cuda.is_available():
+        return models.probe_device("cpu")
+    code = "import json; from persona.models import probe_device as p; print(json.dumps(p('cuda').__dict__))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        return models.Device(**json.loads(done.stdout.strip().splitlines()[-1]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, TypeError):
+        _say("could not read the GPU's free memory; the memory check is skipped")
+        return models.Device("cuda", torch.cuda.get_device_name())
+
+
+def preflight(runs: list[tuple[Path, dict]], device=None) -> list[str]:
+    """Check every model the notebooks of ``runs`` will load (``persona.models.preflight``), before any of
+    them runs; returns one problem per model that fails (``[]`` when all pass) and prints one line per model
+    checked. Embedded models are small: only their package is checked, and no device is probed for them."""
+    from persona import models
+
+    wanted: dict[tuple[str, str], list[str]] = {}
+    training: dict[tuple[str, str], int] = {}
+    for notebook, params in runs:
+        for pair in models_to_load(notebook, params):
+            wanted.setdefault(pair, []).append(notebook.stem)
+            training[pair] = max(training.get(pair, 0), training_tokens(notebook, params))
+    problems = []
+    for (name, dtype), stems_ in wanted.items():
+        where = ", ".join(stems_)
+        try:
+            if name in models.EMBEDDED:
+                models._package_dir(models.EMBEDDED[name])
+                continue
+            device = device or probe_device()
+            tokens = training[(name, dtype)]
+            found = models.preflight(name, device, dtype, training_tokens=tokens,
+                                     training_what=f"DPO's backward pass at dpo_batch_size {tokens // DPO_PROMPT_TOKENS}")
+        except (models.ModelError, ValueError) as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        free = f" of {device.free_bytes / 1e9:.0f} GB free on {device.name}" if device.free_bytes else ""
+        need = f"needs about {found['needed_bytes'] / 1e9:.1f} GB{free}" if found["needed_bytes"] else "size unknown"
+        _say(f"{where}: model {name} ({models.size_text(found['parameters'])}) in "
+             f"{str(found['dtype']).removeprefix('torch.')} on {device.type}: {need}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
 # Execution
 
 def executed_dir(profile_name: str) -> Path:
@@ -337,17 +495,18 @@ class KernelOutput:
             self.write("\n")
 
 
-def execute(profile_name: str, only: list[str] | None = None, force: bool = False, verbose: bool = False) -> list[dict]:
-    """Execute the notebooks of ``profile_name`` (those named in ``only``); return one timing record each."""
+def execute(profile_name: str, only: list[str] | None = None, force: bool = False, verbose: bool = False,
+            params: list[str] | None = None) -> list[dict]:
+    """Execute the notebooks of ``profile_name`` (those named in ``only``), with the ``--param`` settings
+    ``params`` on top of the profile; return one timing record each. The models are checked first."""
     import papermill as pm
 
-    profile = load_profile(profile_name)
+    selected = [nb for nb in notebooks() if not only or nb.stem in only]
+    profile = with_params(load_profile(profile_name), params, selected)
     out_dir = executed_dir(profile_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = []
-    for notebook in notebooks():
-        if only and notebook.stem not in only:
-            continue
+    for notebook in selected:
         params = parameters_for(profile, notebook)
         key = fingerprint(notebook, params)
         previous = _read_stamp(out_dir / f"{notebook.stem}.json")
@@ -356,6 +515,10 @@ def execute(profile_name: str, only: list[str] | None = None, force: bool = Fals
     to_run = [step for step in plan if step[3] is None]
     _say(f"profile '{profile_name}': {len(to_run)} of {len(plan)} notebook(s) to execute"
          + (f", {len(plan) - len(to_run)} unchanged" if len(to_run) < len(plan) else ""))
+    problems = preflight([(notebook, params_) for notebook, params_, _, _ in to_run])
+    if problems:
+        raise SystemExit(f"The models cannot be run as asked: {len(problems)} problem(s); nothing was run.\n  "
+                         + "\n  ".join(problems))
     records, done = [], 0
     for notebook, params, key, previous in plan:
         if previous is not None:
@@ -564,6 +727,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="execute only these notebooks (stems, see below); the book is rendered when every "
                              "notebook has been executed for the profile")
     parser.add_argument("--force", action="store_true", help="re-execute even when unchanged")
+    parser.add_argument("--param", action="append", default=None, metavar="[NOTEBOOK.]NAME=VALUE",
+                        help="set a notebook parameter on top of the profile (repeatable; VALUE is YAML): for "
+                             "NOTEBOOK only, or for every executed notebook that has NAME, e.g. --param "
+                             "model=/models/Meta-Llama-3-8B-Instruct, --param 02_alignment.batch_size=8")
     parser.add_argument("--render-only", action="store_true",
                         help="execute nothing; render what was executed for the profile, with a placeholder "
                              "page for each notebook that was not")
@@ -606,12 +773,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile not in profiles():
         parser.error(f"unknown profile '{args.profile}'; known: {', '.join(profiles())}")
     only = _check_only(parser, args.only)
-    if args.render_only and (only or args.force):
-        parser.error("--render-only executes nothing: it takes neither --only nor --force")
+    if args.render_only and (only or args.force or args.param):
+        parser.error("--render-only executes nothing: it takes neither --only nor --force nor --param")
     configure_logging(args.verbose)
     load_profile(args.profile)  # every problem of the profile stops the run here, before any notebook
     if not args.render_only:
-        execute(args.profile, only, args.force, verbose=args.verbose)
+        execute(args.profile, only, args.force, verbose=args.verbose, params=args.param)
     missing = missing_notebooks(args.profile)
     if missing and not args.render_only:
         if not only:
