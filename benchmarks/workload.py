@@ -65,8 +65,9 @@ def main() -> None:
     from persona.models import load_model
 
     params = load_profile(args.profile)["02_alignment"]
-    settings = ex.settings_from(params)
-    setup = ex.papi_setup(ex.AlignmentSettings(**{**settings.__dict__, "n_subjects": 1}))
+    settings = ex.settings_from({"dpo_method": "dpo[corrected]", **params})  # the notebook's default DPO method
+    setup = ex.papi_setup(ex.AlignmentSettings(**{**settings.__dict__, "n_subjects": 1, "dpo_subjects": 1,
+                                                  "palign_subjects": None}))
     model, tokenizer = load_model(args.tokenizer_model)
     engine = CountingEngine(model, tokenizer)
     shape = (model.config.num_hidden_layers, model.config.num_attention_heads,

@@ -28,11 +28,12 @@ What only CUDA exercises (``tests/test_cuda.py`` and ``benchmarks/device_check.s
   its arithmetic is unit-tested in tests/test_models.py with a fake device), and real out-of-memory errors.
 * Throughput, peak GPU memory and run times at the papers' scale.
 
-Found while rehearsing, not fixed here (``persona.papi`` is another room's): under Llama-3's pre-tokenizer
-the answer cue "(" and an option letter form one token ("(A" is in its vocabulary), so DPO's check that
-the letter follows the prompt as one token refuses every prompt. The rehearsal's tokenizer is trained
-without "(A"-like tokens so that every chapter runs; ``test_dpo_pairs_on_a_llama3_vocabulary_with_letter_tokens``
-pins the failure (strict xfail) until it is fixed.
+Found while rehearsing, and fixed: under Llama-3's pre-tokenizer the answer cue "(" and an option letter
+form one token ("(A" is in its vocabulary), so a "(" cue would read the letter at a split Llama-3 never
+saw, and DPO's check that the answer follows the prompt as one token refused every prompt. The answer cue
+now adapts to the tokenizer (``persona.papi.prompts.answer_cue``: no cue when "(A" is one token, and the
+model's own "(A" token is read). The rehearsal's tokenizer is trained with "(A"-like single tokens, as
+Llama-3's vocabulary has them; ``test_dpo_pairs_on_a_llama3_vocabulary_with_letter_tokens`` checks the fix.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def rehearsal(tmp_path_factory):
             mp.setenv(name, str(value))
         mp.setattr(runbook, "EXECUTED_DIR", tmp / "executed")
         mp.setattr(runbook, "GENERATED_DIR", tmp / "generated")
-        tokenizer = llama3_tokenizer(task_corpus())
+        tokenizer = llama3_tokenizer(task_corpus(), letter_tokens=True)
         models = [str(save_tiny_llama(tmp / f"tiny-llama3-{k}", tokenizer, seed=k, eos_tokens=STOP_TOKENS,
                                       favour=LABELS)) for k in range(3)]
         params = [p for item in rehearsal_params(models, tmp / "results") for p in ("--param", item)]
@@ -290,13 +291,8 @@ def test_dpo_trains_a_bfloat16_model_as_it_does_on_cuda(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------------
-# Found by rehearsing on Llama-3's tokenization, not fixed here (papi/ is another room's)
+# Found by rehearsing on Llama-3's tokenization: "(A" is one token there, so the answer cue adapts
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "the answer cue '(' and the option letter merge into one token under Llama-3's pre-tokenizer and "
-    "vocabulary ('(A' is a single token), so DPO's _letter_token refuses every PAPI prompt; the gpu profile's "
-    "DPO would stop there. Fix in persona.papi (e.g. read the letter after the cue as the engine scores it); "
-    "then drop this marker and train the rehearsal's tokenizer with letter_tokens=True."))
 def test_dpo_pairs_on_a_llama3_vocabulary_with_letter_tokens(tmp_path):
     from methods_fixtures import papi_items, per_domain
 
@@ -312,4 +308,11 @@ def test_dpo_pairs_on_a_llama3_vocabulary_with_letter_tokens(tmp_path):
     with torch_threads(1):
         model, tok = load_model(str(save_tiny_llama(tmp_path / "tiny", tokenizer, eos_tokens=STOP_TOKENS)),
                                 dtype="bfloat16")
-        DPO(Engine(model, tok))._encode(papi.load_subjects(limit=1)[0], per_domain(known, 2))
+        engine = Engine(model, tok)
+        rows, pairs = DPO(engine)._encode(papi.load_subjects(limit=1)[0], per_domain(known, 2))
+    from persona.papi.prompts import answer_cue
+
+    assert answer_cue(tok) == ""  # no "(" cue for this tokenizer: the model's own "(A" token is the answer
+    assert {tok.decode([p.chosen]) for p in pairs} <= {"(A", "(B", "(C", "(D", "(E"} and len(pairs) > 0
+    merged = tok("(A", add_special_tokens=False)["input_ids"][0]
+    assert merged in engine.label_token_ids(("A", "B", "C", "D", "E"))[0]  # scoring counts "(A" as the label A

@@ -25,6 +25,8 @@ def _one_thread():
 class LetterABias:
     """A stub engine that always puts 0.6 on the first presented letter and 0.1 on each other one."""
 
+    tokenizer = tiny_tokenizer()  # decides the answer cue: "(" and "A" are two tokens for it
+
     def __init__(self):
         self.prompts = []
 
@@ -192,6 +194,8 @@ def test_pas_with_hooks_leaves_model_unchanged(tiny_setup):
 
 class ScriptedGenerator:
     """A stub engine whose ``answer`` returns a scripted option identity (or refusal) per prompt."""
+
+    tokenizer = tiny_tokenizer()
 
     def __init__(self, script):
         self.script = list(script)

@@ -83,3 +83,15 @@ def test_label_override_and_validation():
         build_prompt(MCItem("x", PAPI_OPTIONS), TRAIT_TEMPLATES[0])  # 5 options, 4 labels
     assert order_permutation(4, "reversed") == (3, 2, 1, 0)
     assert order_permutation(3, "original") == (0, 1, 2)
+
+
+def test_the_answer_cue_follows_the_tokenizer():
+    from persona.engine.testing import tiny_tokenizer
+    from persona.papi.prompts import answer_completion, answer_cue
+
+    class Merging:  # a tokenizer with "(A" as one token, like Llama-3's
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [1] if text == "(A" else list(range(len(text)))}
+
+    assert answer_cue(tiny_tokenizer()) == "(" and answer_completion("B", "(") == "B"
+    assert answer_cue(Merging()) == "" and answer_completion("B", "") == "(B"

@@ -5,10 +5,12 @@ Texts are reproduced character for character from zhu-minjun/PAlign ``main.py``:
 text before formatting (``generateAnswer``) but not in the PAS activation prompts; hence
 ``lowercase_stem`` and ``CONTRAST_TEMPLATE``.
 
-The answer cue: our prompts end the assistant turn with ``(`` because the options read
-"(A). Very Accurate" and a chat model opens its reply with "(" (SmolLM2-135M's most likely first
-token); the letter probabilities are then read where the model chooses (the alignment chapter
-measures the letter mass with and without it). PAlign generates the answer instead.
+The answer cue: the options read "(A). Very Accurate", and a chat model opens its reply with "("
+(SmolLM2-135M's most likely first token), so our prompts end the assistant turn with ``(`` and the letter
+probabilities are read where the model chooses. That needs "(" and the letter to be two tokens. A
+tokenizer with "(A" as one token (Llama-3's) would rarely have seen "(" followed by "A" in training, so for
+it the cue is empty and the model's own "(A" token is read (the engine counts it as the label A):
+``answer_cue(tokenizer)`` decides. PAlign generates the answer instead.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from persona.papi.data import MISSING, OPTIONS, Item, option_text
 #: PAlign's default system prompt (the ``NO_CHANGE`` mode; also the PAS contrast prompts' system prompt).
 DEFAULT_SYSTEM = "You are a helpful, honest and concise assistant."
 FEWSHOT_HEADER = "Here are some of your behaviors and your level of recognition towards them;"
-#: Text the assistant turn starts with before the option letter (see the module docstring).
+#: Text the assistant turn starts with before the option letter, where the tokenizer keeps it apart from the
+#: letter (see the module docstring and ``answer_cue``).
 ANSWER_CUE = "("
 #: Both presentation orders: A = Very Accurate first, and reversed (A = Very Inaccurate).
 ORDERS: tuple[str, ...] = ("original", "reversed")
@@ -43,6 +46,16 @@ TEMPLATE = Template(
 )
 #: PAlign renders the activation prompts without lower-casing the item text (unlike the test prompts).
 CONTRAST_TEMPLATE = dataclasses.replace(TEMPLATE, lowercase_stem=False)
+
+
+def answer_cue(tokenizer) -> str:
+    """``ANSWER_CUE`` when the tokenizer writes "(A" as two tokens ("(" then "A"); "" when "(A" is one token."""
+    return ANSWER_CUE if len(tokenizer("(A", add_special_tokens=False)["input_ids"]) > 1 else ""
+
+
+def answer_completion(letter: str, cue: str) -> str:
+    """What follows the prompt when the subject's answer is ``letter``: the rest of "(A" after the cue."""
+    return ANSWER_CUE[len(cue):] + letter
 
 
 def answer_text(value: int) -> str:

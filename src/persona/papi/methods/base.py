@@ -23,7 +23,7 @@ import pandas as pd
 from persona.engine.calibration import mean_over_orders
 from persona.papi import metrics, prompts
 from persona.papi.data import DOMAINS, OPTIONS, Convention, Item, Subject, agreement, answers_frame, shown_value
-from persona.papi.prompts import ANSWER_CUE, ORDER_TAGS, ORDERS
+from persona.papi.prompts import ORDER_TAGS, ORDERS
 
 #: Agreement value of each option in identity order (Very Accurate .. Very Inaccurate).
 OPTION_AGREEMENT = np.array([5, 4, 3, 2, 1])
@@ -36,7 +36,8 @@ class AnswerMode:
     ``kind``: ``"likelihood"`` (option-letter probabilities) or ``"generation"`` (greedy text, then
     ``parser``: ``"strict"`` or PAlign's ``"paper"`` regex; an answer the parser cannot read is no answer).
     ``orders``: the option orders each item is asked in; their identity-order answers are averaged.
-    ``cue``: the text the assistant turn starts with (see ``persona.papi.prompts``).
+    ``cue``: the text the assistant turn starts with; ``"auto"``: ``persona.papi.prompts.answer_cue`` of the
+    engine's tokenizer.
     ``calibrate``: also score a content-free question ("N/A") under the same system prompt, template and
     order (likelihood only), so that answers can be calibrated afterwards (Zhao et al. 2021).
     """
@@ -45,7 +46,7 @@ class AnswerMode:
     parser: str = "strict"
     max_new_tokens: int = 8
     orders: tuple[str, ...] = ORDERS
-    cue: str = ANSWER_CUE
+    cue: str = "auto"
     calibrate: bool = True
 
     def __post_init__(self) -> None:
@@ -176,11 +177,12 @@ def score_items(engine, items: Sequence[Item], system: str | None, mode: AnswerM
     """
     if not items:
         return Answers((), np.zeros((0, 5)), mass=np.zeros(0))
-    asked = [p for order in mode.orders for p in prompts.prompts(items, system, order, mode.cue)]
+    cue = prompts.answer_cue(engine.tokenizer) if mode.cue == "auto" else mode.cue
+    asked = [p for order in mode.orders for p in prompts.prompts(items, system, order, cue)]
     n_cf = 0
     if mode.kind == "likelihood":
         if mode.calibrate:
-            asked += [prompts.content_free_prompt(system, order, mode.cue) for order in mode.orders]
+            asked += [prompts.content_free_prompt(system, order, cue) for order in mode.orders]
             n_cf = len(mode.orders)
         result = engine.score(asked)
         probs, mass = np.asarray(result.probs, dtype=np.float64), np.asarray(result.mass, dtype=np.float64)

@@ -98,9 +98,10 @@ class Pair:
 def preference_pairs(engine, subject: Subject, items: Sequence[Item], convention: Convention) -> list[dict]:
     """DPO pairs (``prompt``/``chosen``/``rejected`` texts) for the subject's known answers; see module doc."""
     values = label_values(subject, items, convention)
+    cue = prompts.answer_cue(engine.tokenizer)
     pairs = []
     for order in ORDERS:
-        asked = prompts.prompts(items, DEFAULT_SYSTEM, order)
+        asked = prompts.prompts(items, DEFAULT_SYSTEM, order, cue)
         for value, prompt in zip(values, asked):
             if value == 0:
                 continue
@@ -109,8 +110,8 @@ def preference_pairs(engine, subject: Subject, items: Sequence[Item], convention
             position = {ident: pos for pos, ident in enumerate(prompt.identity_of_position)}
             text = engine.render(prompt)
             for rej in rejected:
-                pairs.append({"prompt": text, "chosen": prompt.labels[position[identity]],
-                              "rejected": prompt.labels[position[rej]]})
+                pairs.append({"prompt": text, "chosen": prompts.answer_completion(prompt.labels[position[identity]], cue),
+                              "rejected": prompts.answer_completion(prompt.labels[position[rej]], cue)})
     return pairs
 
 
@@ -122,11 +123,12 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return loss, (margin > 0).float().mean(), margin.mean()
 
 
-def _letter_token(engine, prompt_text: str, prompt_ids: list[int], letter: str) -> int:
-    """The single token the model emits for ``letter`` right after the prompt (checked, not assumed)."""
-    ids = engine.tokenizer(prompt_text + letter, add_special_tokens=not engine.use_chat_template)["input_ids"]
+def _answer_token(engine, prompt_text: str, prompt_ids: list[int], completion: str) -> int:
+    """The single token the model emits for ``completion`` (the answer letter, with "(" when the prompt has no
+    cue) right after the prompt (checked, not assumed)."""
+    ids = engine.tokenizer(prompt_text + completion, add_special_tokens=not engine.use_chat_template)["input_ids"]
     if len(ids) != len(prompt_ids) + 1 or list(ids[:-1]) != list(prompt_ids):
-        raise ValueError(f"the letter {letter!r} does not follow the prompt as one token for this tokenizer; "
+        raise ValueError(f"the answer {completion!r} does not follow the prompt as one token for this tokenizer; "
                          f"DPO here needs single-token answers")
     return int(ids[-1])
 
@@ -164,8 +166,8 @@ class DPO:
                 ids = self.engine.tokenizer(text, add_special_tokens=not self.engine.use_chat_template)["input_ids"]
                 rows.append(list(ids))
             k = index[text]
-            pairs.append(Pair(k, _letter_token(self.engine, text, rows[k], pair["chosen"]),
-                              _letter_token(self.engine, text, rows[k], pair["rejected"])))
+            pairs.append(Pair(k, _answer_token(self.engine, text, rows[k], pair["chosen"]),
+                              _answer_token(self.engine, text, rows[k], pair["rejected"])))
         return rows, pairs
 
     @torch.no_grad()

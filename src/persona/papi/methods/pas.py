@@ -49,7 +49,9 @@ from persona.papi.methods.base import (
     split_known,
 )
 from persona.papi.methods.pas_core import PASDirections, fit_pas, head_count
-from persona.papi.prompts import ANSWER_CUE, CONTRAST_TEMPLATE, DEFAULT_SYSTEM, ORDER_TAGS, ORDERS, TEMPLATE, mc_item
+from persona.papi.prompts import (
+    CONTRAST_TEMPLATE, DEFAULT_SYSTEM, ORDER_TAGS, ORDERS, TEMPLATE, answer_completion, answer_cue, mc_item,
+)
 from persona.steering import capture_last_token, find_head_layout, steer
 from persona.timing import StageTimer, maybe_stage
 
@@ -64,8 +66,9 @@ class Contrast:
 
     name: str
     orders: tuple[str, ...]
-    cue: str
+    cue: str  # "auto": ``answer_cue`` of the tokenizer, as the test prompts; "" with a bare letter: PAlign's
     template: Template
+    bare_letter: bool = False  # the answer is the letter alone (PAlign's), not the rest of "(A" after the cue
 
     @property
     def agree(self) -> tuple[bool, ...]:
@@ -74,18 +77,20 @@ class Contrast:
 
     def texts(self, engine, item: Item) -> list[str]:
         """The rendered prompt + answer letter of each variant, in ``agree`` order."""
+        cue = answer_cue(engine.tokenizer) if self.cue == "auto" else self.cue
         out = []
         for order in self.orders:
             prompt = build_prompt(mc_item(item), self.template, system=DEFAULT_SYSTEM,
-                                  permutation=order_permutation(len(OPTIONS), order), assistant_prefix=self.cue)
+                                  permutation=order_permutation(len(OPTIONS), order), assistant_prefix=cue)
             text = engine.render(prompt)
             position = {identity: pos for pos, identity in enumerate(prompt.identity_of_position)}
-            out += [text + prompt.labels[position[identity]] for identity in (AGREE, DISAGREE)]
+            letters = [prompt.labels[position[identity]] for identity in (AGREE, DISAGREE)]
+            out += [text + (letter if self.bare_letter else answer_completion(letter, cue)) for letter in letters]
         return out
 
 
-CONTENT = Contrast("content", ORDERS, ANSWER_CUE, TEMPLATE)
-PALIGN = Contrast("palign", ("original",), "", CONTRAST_TEMPLATE)
+CONTENT = Contrast("content", ORDERS, "auto", TEMPLATE)
+PALIGN = Contrast("palign", ("original",), "", CONTRAST_TEMPLATE, bare_letter=True)
 CONTRASTS = {c.name: c for c in (CONTENT, PALIGN)}
 
 
