@@ -527,3 +527,18 @@ def test_the_device_is_probed_in_a_child_process_on_cuda(monkeypatch):
     monkeypatch.setattr(runbook.subprocess, "run", fake_run)
     assert runbook.probe_device() == Device("cuda", "Fake H100", 70 * 10**9, 80 * 10**9)
     assert "probe_device" in calls[0][-1]
+
+
+def test_readers_get_no_stderr_of_cells_whose_page_hides_it(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    hidden = nbformat.v4.new_code_cell("x", metadata={"tags": ["remove-stderr"]})
+    hidden.outputs = [nbformat.v4.new_output("stream", name="stderr", text="/some/machine/path: warning\n"),
+                      nbformat.v4.new_output("stream", name="stdout", text="kept\n")]
+    shown = nbformat.v4.new_code_cell("y")
+    shown.outputs = [nbformat.v4.new_output("stream", name="stderr", text="shown on the page\n")]
+    nb.cells = [hidden, shown]
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    runbook._copy_for_readers(tmp_path / "in.ipynb", tmp_path / "out.ipynb")
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert [o["name"] for o in out.cells[0].outputs] == ["stdout"]
+    assert [o["name"] for o in out.cells[1].outputs] == ["stderr"]

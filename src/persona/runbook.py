@@ -601,9 +601,22 @@ def publish(profile_name: str, placeholders: bool = False) -> None:
         if notebook.stem in missing:
             (GENERATED_DIR / f"{notebook.stem}.md").write_text(_placeholder(notebook, profile_name))
             continue
-        shutil.copyfile(src / notebook.name, GENERATED_DIR / notebook.name)
+        _copy_for_readers(src / notebook.name, GENERATED_DIR / notebook.name)
         records.append(_read_stamp(src / f"{notebook.stem}.json"))
     write_provenance(profile_name, records, missing)
+
+
+def _copy_for_readers(executed: Path, target: Path) -> None:
+    """The executed notebook as readers get it (page and download): the stderr of cells tagged
+    ``remove-stderr`` (progress logs, library warnings with this machine's paths) is dropped, as the page
+    hides it anyway; everything else is kept."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        if "remove-stderr" in cell.get("metadata", {}).get("tags", []) and cell.get("outputs"):
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+    nbformat.write(nb, target)
 
 
 def _version(name: str) -> str:
