@@ -7,7 +7,7 @@ a subject's Score averages its items first), paired (the same subjects and items
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -78,11 +78,18 @@ def methods_table(table: pd.DataFrame, methods: Sequence[str], *, calibration: s
     }, index=summary.index)
 
 
+def _neither(block: pd.DataFrame, method: str) -> float:
+    return float(block.loc[block["method"] == method, "neither"].mean())
+
+
 def compare(tables: dict[str, pd.DataFrame], comparisons: Sequence[Comparison]) -> dict[str, verdicts.Verdict]:
     """The verdict of each comparison (family = all of them), on per-subject endpoint values.
 
-    ``tables[convention]`` is ``metrics.endpoints`` in that convention; raw probabilities, both orders.
-    A comparison whose methods were not run is *not testable here*.
+    ``tables[convention]`` is ``metrics.endpoints`` in that convention; raw probabilities, both orders. The
+    analysis set is the subjects with a value for both methods (a generated answer the parser could not read
+    can leave a whole domain without one); the reason names any subject left out. A comparison whose methods
+    were not run, or whose two methods gave the same value for every subject, is *not testable here*: the
+    endpoint cannot separate them (the reason gives how often each answered "Neither").
     """
     out = {}
     for c in comparisons:
@@ -92,13 +99,44 @@ def compare(tables: dict[str, pd.DataFrame], comparisons: Sequence[Comparison]) 
         if any(v.empty for v in values.values()):
             out[c.key] = verdicts.not_testable(f"{c.better} or {c.worse} was not run")
             continue
-        common = values[c.better].index.intersection(values[c.worse].index)
-        out[c.key] = verdicts.paired(values[c.better].loc[common], values[c.worse].loc[common],
-                                     higher_is_better=c.higher_is_better, paper_effect=c.paper_effect,
-                                     paper_label=c.paper_label, family_size=len(comparisons),
-                                     effect_label=f"{c.endpoint}({c.worse}) - {c.endpoint}({c.better})"
-                                     if not c.higher_is_better else f"{c.endpoint}({c.better}) - {c.endpoint}({c.worse})")
+        both = pd.DataFrame(values).dropna()
+        left_out = len(set(values[c.better].index) | set(values[c.worse].index)) - len(both)
+        if len(both) and (both[c.better] == both[c.worse]).all():
+            out[c.key] = verdicts.not_testable(
+                f"both gave the same {c.endpoint} for every one of {len(both)} subjects (they answered 'Neither' on "
+                f"{_neither(block, c.better):.0%} and {_neither(block, c.worse):.0%} of the items): the endpoint "
+                f"cannot separate them at this scale")
+            continue
+        label = (f"{c.endpoint}({c.worse}) - {c.endpoint}({c.better})" if not c.higher_is_better
+                 else f"{c.endpoint}({c.better}) - {c.endpoint}({c.worse})")
+        verdict = verdicts.paired(both[c.better], both[c.worse], higher_is_better=c.higher_is_better,
+                                  paper_effect=c.paper_effect, paper_label=c.paper_label,
+                                  family_size=len(comparisons), effect_label=label)
+        if left_out:
+            verdict = replace(verdict, reason=f"{verdict.reason} ({left_out} subject(s) without a value for one "
+                                              f"method left out)")
+        out[c.key] = verdict
     return out
+
+
+def endpoint_differences(tables: dict[str, pd.DataFrame], better: str, worse: str,
+                         convention: str = "corrected") -> pd.DataFrame:
+    """Descriptive, beside the verdicts: the paired difference of every endpoint (raw and calibrated, both
+    orders) between two methods, in the direction that favours ``better``, with a 95% interval over subjects."""
+    rows = []
+    table = tables[convention]
+    for calibration in metrics.CALIBRATIONS:
+        block = table[(table["calibration"] == calibration) & (table["view"] == "both")]
+        for endpoint, higher in (("score", False), ("expected_score", False), ("rho", True)):
+            a = block[block["method"] == better].set_index("subject")[endpoint]
+            b = block[block["method"] == worse].set_index("subject")[endpoint]
+            both = pd.DataFrame({"a": a, "b": b}).dropna()
+            if both.empty:
+                continue
+            v = verdicts.paired(both["a"], both["b"], higher_is_better=higher, paper_effect=None)
+            rows.append({"calibration": calibration, "endpoint": endpoint, "difference": v.effect,
+                         "ci_low": v.ci_low, "ci_high": v.ci_high, "subjects": len(both)})
+    return pd.DataFrame(rows)
 
 
 def alpha_choices(predictions: pd.DataFrame) -> pd.DataFrame:
