@@ -43,7 +43,7 @@ def test_packed_prefill_and_decode_steps_equal_separate_forwards(family):
         for j, r in enumerate(group):
             seq = prefix + rows[r]
             want = [_naive_logits(model, seq)[-1]]
-            for k, step in enumerate(steps):
+            for step in steps:
                 seq = seq + [step[r]]
                 want.append(_naive_logits(model, seq)[-1])
             for k, (g, w) in enumerate(zip(got, want)):

@@ -3,7 +3,6 @@ method's predictions with its times and trace, sharded runs that merge into the 
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from methods_fixtures import papi_items

@@ -233,22 +233,21 @@ def test_probes_converge_on_wide_large_valued_separable_heads_like_gemma():
         assert _objective(weights[g], intercepts[g], x[g], y) <= _objective(ref.coef_[0], ref.intercept_[0], x[g], y) + 1e-6
 
 
-def test_an_unsolvable_newton_system_is_damped_not_fatal(monkeypatch):
-    """If a Hessian cannot be solved (the LU failure seen on Gemma), the step is damped and the fit still
-    reaches the optimum."""
+def test_an_unfactorisable_newton_system_is_damped_not_fatal(monkeypatch):
+    """If a Hessian cannot be factorised, the step is damped and the fit still reaches the optimum."""
     import torch
 
-    real = torch.linalg.solve_ex
+    real = torch.linalg.cholesky_ex
     calls = {"n": 0}
 
-    def flaky(a, b):
+    def flaky(a):
         calls["n"] += 1
-        result, info = real(a, b)
+        factor, info = real(a)
         if calls["n"] == 1:  # the first system "fails"
-            return torch.full_like(result, float("nan")), torch.ones_like(info)
-        return result, info
+            return torch.full_like(factor, float("nan")), torch.ones_like(info)
+        return factor, info
 
-    monkeypatch.setattr(torch.linalg, "solve_ex", flaky)
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", flaky)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 40, 6))
     y = (x[0, :, 0] > 0).astype(int)
@@ -257,6 +256,24 @@ def test_an_unsolvable_newton_system_is_damped_not_fatal(monkeypatch):
     expected_w, expected_b = fit_logistic_batched(x, y)
     np.testing.assert_allclose(weights, expected_w, atol=1e-6)
     assert calls["n"] > 1
+
+
+def test_probes_fit_after_a_bfloat16_model_was_loaded_in_the_same_process(tmp_path):
+    """Regression: after loading a bfloat16 model, MKL's batched LU raised on this finite, solvable batch
+    (``Pivots given to lu_solve must all be greater or equal to 1``); the Cholesky solver does not."""
+    from persona.engine.testing import save_tiny_llama, tiny_tokenizer, torch_threads
+    from persona.models import load_model
+
+    folder = save_tiny_llama(tmp_path / "tiny", tiny_tokenizer(), eos_tokens=("<|im_end|>",))
+    with torch_threads(1):
+        load_model(str(folder), device="cpu", dtype="bfloat16")
+    rng = np.random.default_rng(3)
+    x = np.clip(rng.standard_t(3, size=(3, 120, 256)) * 6, -46, 46)
+    x[1, :, :40] = x[1, :1, :40]
+    x[2, 60:] = x[2, :60]
+    y = rng.integers(0, 2, 120)
+    weights, intercepts = fit_logistic_batched(x, y)
+    assert np.isfinite(weights).all() and np.isfinite(intercepts).all()
 
 
 def test_content_labels_follow_the_answered_option_not_the_letter():

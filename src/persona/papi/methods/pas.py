@@ -281,7 +281,7 @@ def dose_response(engine, items: Sequence[Item], directions: PASDirections, alph
         with steer(engine.model, directions.shifts(alpha), layout=layout):
             answers = score_items(engine, items, system, mode)
         frame = answers.frame(alpha=alpha)
-        for order, tag in ORDER_TAGS.items():
+        for order in ORDER_TAGS:
             if order in answers.by_order:
                 expected = answers.by_order[order] @ OPTION_AGREEMENT
                 rows.append(frame[["item"]].assign(alpha=alpha, order=order, expected=expected))

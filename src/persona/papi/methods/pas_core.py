@@ -63,7 +63,7 @@ def fit_logistic_batched(
 
     Safeguards, for features with large values and more dimensions than samples (Gemma-3-270M: head
     width 256, activations up to |46|): a step is only taken when it does not increase a group's objective
-    (halving it up to 40 times, else the group keeps its weights); a Hessian that cannot be solved is
+    (halving it up to 40 times, else the group keeps its weights); a Hessian that cannot be factorised (Cholesky) is
     damped (Levenberg-Marquardt) until it can; and a group that has not converged after ``max_iter``
     steps is refitted alone with scikit-learn's solver at a tight tolerance. Returns ``(weights (G, d),
     intercepts (G,))``.
@@ -93,8 +93,7 @@ def fit_logistic_batched(
         hess = c * torch.einsum("gnd,gn,gne->gde", xa, p * (1 - p), xa) + torch.diag_embed(penalty.expand(g, -1))
         damping = 1e-10
         while True:  # the intercept has no ridge term: damp until every system solves
-            step, info = torch.linalg.solve_ex(hess + damping * eye, grad)
-            bad = (info != 0) | ~torch.isfinite(step).all(dim=1)
+            step, bad = _solve_spd(hess + damping * eye, grad)
             if not bad.any() or damping > 1e6:
                 break
             damping *= 100
@@ -121,6 +120,21 @@ def fit_logistic_batched(
         fallback = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(np.asarray(x)[group], np.asarray(y))
         weights[group], intercepts[group] = fallback.coef_[0], fallback.intercept_[0]
     return weights, intercepts
+
+
+def _solve_spd(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve the batched symmetric systems ``a x = b``; return ``(x, bad)`` with ``bad`` per group.
+
+    A Newton system of a convex objective is symmetric positive (semi-)definite, so a Cholesky
+    factorisation is the right solver, and ``cholesky_ex`` reports a failure per group instead of
+    raising. (The general LU path, ``solve_ex``, was seen to raise from inside MKL on a finite, well
+    conditioned batch once a bfloat16 model had been loaded in the same process.)
+    """
+    factor, info = torch.linalg.cholesky_ex(a)
+    bad = info != 0
+    factor = torch.where(bad[:, None, None], torch.eye(a.shape[-1], dtype=a.dtype), factor)
+    x = torch.cholesky_solve(b.unsqueeze(-1), factor).squeeze(-1)
+    return x, bad | ~torch.isfinite(x).all(dim=1)
 
 
 def probe_accuracies(
