@@ -175,7 +175,7 @@ def test_the_book_is_rendered_once_every_notebook_has_been_executed(book):
     assert [stem for stem, _ in book.executions] == ["01_alpha", "02_beta"]
     assert len(book.builds) == 1
     assert sorted(p.name for p in book.generated.iterdir()) == [
-        "01_alpha.ipynb", "02_beta.ipynb", "provenance.json", "provenance.md", "summary.md"]
+        "01_alpha.ipynb", "02_beta.ipynb", "provenance.json", "provenance.md", "run_times.md", "summary.md"]
 
 
 def test_unchanged_notebooks_are_not_executed_again(book, capsys):
@@ -336,6 +336,17 @@ def test_provenance_names_the_code_version_profile_and_date(book):
     assert re.search(r"\| built \| \d{4}-\d\d-\d\d \d\d:\d\d UTC \|", text)
     stamp = json.loads((book.executed / "smoke" / "01_alpha.json").read_text())
     assert set(stamp["code"]) == {"commit", "dirty"}
+
+
+def test_run_times_table_sums_the_measured_seconds_in_minutes():
+    records = [{"notebook": "01_alpha.ipynb", "seconds": 90.0, "code": {"commit": "a" * 40, "dirty": False}},
+               {"notebook": "02_beta.ipynb", "seconds": 1710.0, "code": {"commit": "b" * 40, "dirty": False}}]
+    table = runbook.run_times_table("cpu", records, ["03_gamma"])
+    assert "| 01_alpha.ipynb | 1.5 min |" in table
+    assert "| 02_beta.ipynb | 28.5 min |" in table
+    assert "| 03_gamma.ipynb | not executed |" in table
+    assert "| **all notebooks** | **30.0 min** |" in table
+    assert "profile `cpu`" in table
 
 
 def test_code_version_reports_dirty_checkouts(tmp_path):

@@ -50,6 +50,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
@@ -626,6 +627,19 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def run_times_table(profile_name: str, records: list[dict], missing: Sequence[str] = ()) -> str:
+    """The setup page's table: each notebook's measured execution time in this build, and their sum."""
+    lines = [f"| notebook (profile `{profile_name}`) | measured time | executed at |\n|---|---|---|"]
+    total = 0.0
+    for r in records:
+        seconds = float(r.get("seconds") or 0.0)
+        total += seconds
+        lines.append(f"| {r.get('notebook')} | {seconds / 60:.1f} min | {_version_label(r.get('code'))} |")
+    lines += [f"| {stem}.ipynb | not executed | |" for stem in missing]
+    lines.append(f"| **all notebooks** | **{total / 60:.1f} min** | |")
+    return "\n".join(lines) + "\n"
+
+
 def write_provenance(profile_name: str, records: list[dict], missing: list[str] = ()) -> None:
     """``provenance.md`` (the tables of the provenance page), ``summary.md`` (one sentence for the intro)
     and ``provenance.json`` in ``book/generated``."""
@@ -662,6 +676,7 @@ def write_provenance(profile_name: str, records: list[dict], missing: list[str] 
     lines += ["", "| data file | sha256 |\n|---|---|"]
     lines += [f"| `{e.name}` | `{e.sha256[:16]}…` |" for e in manifest().values() if e.kind != "hf-cache"]
     (GENERATED_DIR / "provenance.md").write_text("\n".join(lines) + "\n")
+    (GENERATED_DIR / "run_times.md").write_text(run_times_table(profile_name, records, missing))
     short = _version_label(version)
     summary = (f"This build ran the notebooks with the profile `{profile_name}` at commit `{short}` of the code "
                f"and was rendered on {built:%Y-%m-%d %H:%M} UTC.")
