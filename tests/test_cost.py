@@ -38,6 +38,26 @@ def test_time_to_quality_by_hand():
     assert ttq.loc[1, "ratio"] == pytest.approx(20 / 80)
     assert not ttq.loc[2, "reached"] and ttq.loc[2, "censored"] and ttq.loc[2, "dpo_s"] == 50.0  # its whole search
     assert ttq.loc[1, "dpo_beats_unchanged"] and ttq.loc[2, "dpo_beats_unchanged"]
+    assert not ttq["reached_untrained"].any()
+
+
+def test_pas_no_better_than_the_unchanged_model_is_not_a_cost_comparison():
+    # Subject 1: the unchanged model (DPO step 0, loss 2.0) already matches PAS's 2.0; DPO never improves.
+    traces = _traces({1: [(0, 2.4), (4, 2.0)], 2: [(0, 2.5), (4, 2.1)]},
+                     {1: [(0, 2.0, 5.0), (8, 2.2, 40.0)], 2: [(0, 3.0, 5.0), (8, 2.0, 50.0)]})
+    times = _times({1: 10.0, 2: 10.0}, {1: 60.0, 2: 60.0})
+    fits = cost.fit_times(times, {"pas": "content"}, n_subjects=2)
+    curves = cost.quality_curves(traces, times, "pas", "dpo", n_subjects=2)
+    ttq = cost.time_to_quality(curves, "pas", "dpo", fits).set_index("subject")
+    assert ttq.loc[1, "reached_untrained"] and ttq.loc[1, "dpo_s"] == 5.0 and not ttq.loc[1, "dpo_beats_unchanged"]
+    assert not ttq.loc[2, "reached_untrained"] and ttq.loc[2, "dpo_s"] == 50.0
+    only_untrained = ttq.reset_index().iloc[[0, 0, 0]].assign(subject=[1, 2, 3])
+    verdict = cost.cost_verdict(only_untrained)
+    assert verdict.verdict == "not testable here" and "no better than the unchanged model" in verdict.reason
+    # the untrained subject is left out, the others decide
+    mixed = pd.DataFrame({"subject": [1, 2, 3, 4], "ratio": [1.2, 0.9, 1.1, 1.0], "censored": False,
+                          "reached_untrained": [True, False, False, False]})
+    assert cost.cost_verdict(mixed).n == 3
 
 
 def test_censored_ratios_never_make_a_not_replicated():

@@ -76,7 +76,8 @@ def time_to_quality(curves: pd.DataFrame, pas_method: str, dpo_method: str, fits
     """Per subject with both methods: PAS's time and chosen quality, the time DPO first reaches it, the ratio.
 
     Columns: pas_s, pas_loss, dpo_s, reached (DPO reached PAS's quality), ratio (an upper bound when not
-    reached: ``censored``), dpo_beats_unchanged (DPO's best validation loss below its step 0).
+    reached: ``censored``), reached_untrained (DPO's step 0, the unchanged model, already matched PAS: PAS
+    aligned nothing that DPO had to train for), dpo_beats_unchanged (DPO's best validation loss below its step 0).
     """
     rows = []
     fit = fits.set_index(["method", "subject"])[clock]
@@ -91,8 +92,10 @@ def time_to_quality(curves: pd.DataFrame, pas_method: str, dpo_method: str, fits
         reached = not hit.empty
         dpo_s = float(hit[clock].iloc[0] if reached else dpo[clock].iloc[-1])
         start = dpo.loc[dpo["step"] == 0, "val_loss"] if "step" in dpo else dpo["val_loss"].iloc[:1]
+        untrained = bool(reached and "step" in hit and float(hit["step"].iloc[0]) == 0)
         rows.append({"subject": subject, "pas_s": pas_s, "pas_loss": pas_loss, "dpo_s": dpo_s, "reached": reached,
                      "ratio": pas_s / dpo_s if dpo_s > 0 else np.nan, "censored": not reached,
+                     "reached_untrained": untrained,
                      "dpo_best_loss": float(dpo["val_loss"].min()),
                      "dpo_beats_unchanged": bool(dpo["val_loss"].min() < float(start.min()) - 1e-12)})
     return pd.DataFrame(rows)
@@ -102,10 +105,20 @@ def cost_verdict(ttq: pd.DataFrame, bound: float = 0.2, family_size: int = 1) ->
     """The claim "PAS needs at most 1/5 of DPO's time to reach its quality", by ``persona.verdicts.at_most``.
 
     Ratios from subjects where DPO never reached PAS's quality are upper bounds: they can support
-    "replicated" (the true ratios are smaller still) but not "not replicated".
+    "replicated" (the true ratios are smaller still) but not "not replicated". Subjects where the unchanged
+    model (DPO's step 0) already matched PAS's quality are left out: there PAS aligned nothing, and DPO's
+    "time" is that of validating the untouched model, so their ratio is one of two budgets, not of two
+    optimisations. If no subject is left, the claim is not testable here.
     """
     if ttq.empty:
         return not_testable("no subject has both PAS and DPO timings")
+    if "reached_untrained" in ttq:
+        untrained = int(ttq["reached_untrained"].sum())
+        ttq = ttq[~ttq["reached_untrained"].astype(bool)]
+        if ttq.empty:
+            return not_testable(f"for all {untrained} subjects PAS's chosen validation quality was no better than "
+                                f"the unchanged model's (DPO's step 0 already matched it): no alignment whose "
+                                f"cost could be compared")
     verdict = at_most(ttq.set_index("subject")["ratio"], bound, family_size=family_size, effect_label="time ratio")
     n_censored = int(ttq["censored"].sum())
     if verdict.verdict == NOT_REPLICATED and n_censored:
