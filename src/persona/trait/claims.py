@@ -69,7 +69,7 @@ def distinct(scores: pd.DataFrame, first: str, second: str, *, family_size: int,
     sign = np.sign(diff[setter].groupby(wide.loc[setter, "trait"]).mean())
     test = wide[~setter].set_index("key")
     s = test["trait"].map(sign).fillna(0.0)
-    label = f"{first} - {second} in the direction the other half of the items set (points)"
+    label = f"{first} minus {second}, signed by the direction found on the other half of the items (points)"
     # two models that never differ are evidence of no difference (they could have differed)
     verdict = V.paired(s * test[first], s * test[second], higher_is_better=True, family_size=family_size,
                        unit="items", digits=1, effect_label=label, identical_is_evidence=True, **_paper("distinct"))
