@@ -37,3 +37,15 @@ def test_control_shifts_read_both_directions():
     assert abs(shifts.loc[("original", 4), "shift"] - 0.4) < 1e-9
     assert shifts.loc[("original", 4), "moved_as_intended"] and shifts.loc[("original", -4), "moved_as_intended"]
     assert not shifts.loc[("reversed", 4), "moved_as_intended"]  # a letter, not the content
+
+
+def test_the_positive_control_passes_only_when_both_orders_move_as_intended():
+    def at_top(orig, rev, alpha=8.0):
+        return pd.DataFrame({"order": ["original", "reversed", "both"], "alpha": alpha,
+                             "moved_as_intended": [orig, rev, True]})
+    assert analysis.control_passes(at_top(True, True))
+    assert not analysis.control_passes(at_top(True, False))  # a letter moved, not the content
+    assert not analysis.control_passes(at_top(False, True))
+    assert not analysis.control_passes(at_top(True, True, alpha=0.0))  # no steering is no control
+    assert analysis.control_passes(at_top(True, True).set_index("order"))  # as the chapter holds it
+    assert not analysis.control_passes(at_top(True, True).iloc[[0]])  # one order missing

@@ -28,6 +28,7 @@ from persona.steering import find_head_layout, steer
 from persona.trait.items import BIG_FIVE, SHORT, TraitItem
 from persona.trait.prompts import TEMPLATES, trait_grid
 from persona.trait.scoring import RAW_COLS, decisions, trait_score
+from persona.verdicts import Verdict, not_testable
 
 CONDITIONS = ("unchanged", "few-shot", "pas")
 #: TRAIT's Big-Five trait -> the IPIP-NEO domain letter.
@@ -90,6 +91,18 @@ def run_transfer(engine, items: Sequence[TraitItem], subjects: Sequence[Subject]
     unchanged = frame[frame["condition"] == "unchanged"]
     copies = [unchanged.assign(subject=s.case) for s in subjects]
     return pd.concat([*copies, frame[frame["condition"] != "unchanged"]], ignore_index=True)
+
+
+def gated_by_control(verdict: Verdict, control_passed: bool | None) -> Verdict:
+    """A PAS transfer verdict means something only if steering moves the model's IPIP answers at all (the
+    alignment chapter's positive control). ``False``: *not testable here*; ``None`` (the control was not run
+    into this results folder): the verdict as it is."""
+    if control_passed is False:
+        return not_testable("the alignment chapter's positive control does not pass (steering does not move this "
+                            "model's IPIP answers as intended), so PAS's carry-over is not tested: "
+                            f"{verdict.effect_label} was {verdict.effect:+.2f}" if np.isfinite(verdict.effect) else
+                            "the alignment chapter's positive control does not pass")
+    return verdict
 
 
 def trait_profiles(rows: pd.DataFrame) -> pd.DataFrame:

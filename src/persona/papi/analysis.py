@@ -56,6 +56,14 @@ def control_shifts(curve: pd.DataFrame, *, family_size: int = 1) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def control_passes(at_top: pd.DataFrame) -> bool:
+    """The positive control passes when steering at the control's largest (positive) alpha moved the expected
+    answer as intended in both option orders (``at_top``: :func:`control_shifts` rows of that alpha)."""
+    rows = at_top.reset_index() if "order" not in at_top else at_top
+    rows = rows[rows["order"].isin(["original", "reversed"])]
+    return bool(len(rows) == 2 and (rows["alpha"] > 0).all() and rows["moved_as_intended"].all())
+
+
 def methods_table(table: pd.DataFrame, methods: Sequence[str], *, calibration: str = "raw",
                   view: str = "both") -> pd.DataFrame:
     """Mean endpoints per method (rows in the given order) with 95% intervals over subjects, as text."""
