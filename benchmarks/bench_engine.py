@@ -11,13 +11,17 @@ Measured side by side in one run, on one model (default: the embedded SmolLM2-13
     the prompt's forward pass; generation adds 15 decoding steps. Where the forward pass is
     compute-bound (a CPU) those steps are cheap next to it, so this ratio stays small there.
 (c) Model FLOP utilisation: engine tokens/s x 2 x (non-embedding parameters) against the FLOP
-    rate of a plain 2048^3 matmul (4096^3 on a GPU) in the model's dtype on the same device.
+    rate of a plain 2048^3 matmul (4096^3 on a GPU) in the model's dtype on the same device; and the
+    same with the attention FLOPs counted too (PaLM's model FLOPs: 4 x layers x attention width x keys
+    attended, per computed token), since a 1,400-token few-shot prefix makes attention a third of the work.
+(a) and (b) also run with the engine's block attention switched off (``dense_only``: one dense mask over
+    all packed rows, the way the engine ran before) to show what the split buys, side by side.
 
 On CUDA the peak GPU memory of the run is printed too. The last line, ``RESULT key=value ...``, repeats the
 figures for scripts (``benchmarks/device_check.sh``).
 
 Usage: ``python benchmarks/bench_engine.py [--model NAME] [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16]
-[--n-items 180] [--n-naive 6] [--n-trait 40] [--threads N]`` (device and dtype "auto": cuda and bfloat16 when
+[--n-items 180] [--n-naive 6] [--n-trait 40] [--rounds 2] [--threads N]`` (device and dtype "auto": cuda and bfloat16 when
 a GPU is there, else cpu and float32)
 """
 
@@ -31,6 +35,8 @@ import numpy as np
 import torch
 
 from persona.engine import Engine, MCItem, build_prompt
+from persona.engine.block_attention import dense_only
+from persona.engine.packing import plan
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 from persona.papi.prompts import fewshot_system
@@ -90,6 +96,35 @@ def trait_prompts(n_items: int):
     return [build_prompt(it.mc_item(), TRAIT_TEMPLATES[0]) for it in chosen]
 
 
+def attention_flops(model, systems: list[str | None], token_ids: list[list[int]], batch_size: int) -> float:
+    """Attention FLOPs of the useful work of ``engine.score``: QK^T and AV (2 x 2 x width per key) per layer
+    for every computed token over the keys it may see (prefix tokens: causal; a row token: prefix + own row)."""
+    config = getattr(model.config, "text_config", None) or model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_key = 4 * config.num_hidden_layers * config.num_attention_heads * head_dim
+    keys = 0
+    for prefix, batches in plan(systems, token_ids, batch_size):
+        p = len(prefix)
+        keys += p * (p + 1) // 2
+        for batch in batches:
+            for i in batch:
+                n = len(token_ids[i]) - p
+                keys += n * p + n * (n + 1) // 2
+    return per_key * keys
+
+
+def split_and_dense(engine: Engine, prompts, rounds: int, first=None):
+    """``(result, best seconds)`` of the engine with block attention and with the dense mask, run alternately
+    ``rounds`` times each (best of the rounds: a shared CPU whose speed drifts does not favour either)."""
+    split, dense = [first] if first else [], []
+    for _ in range(rounds):
+        if len(split) < rounds:
+            split.append(_timed(lambda: engine.score(prompts)))
+        with dense_only():
+            dense.append(_timed(lambda: engine.score(prompts)))
+    return min(split, key=lambda r: r[1]), min(dense, key=lambda r: r[1])
+
+
 def palign_style_generate(model, tokenizer, texts: list[str], batch_size: int = 10, max_new_tokens: int = 15):
     """``model.generate`` of 15 greedy tokens per prompt in batches of 10, prompts in given order."""
     tokenizer.padding_side = "left"
@@ -113,6 +148,7 @@ def main() -> None:
     parser.add_argument("--n-naive", type=int, default=6, help="of those, items also run through the naive loop")
     parser.add_argument("--n-trait", type=int, default=40, help="TRAIT items for (b)")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2, help="alternate runs of the split and the dense mask")
     parser.add_argument("--subject", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     args = parser.parse_args()
@@ -133,6 +169,11 @@ def main() -> None:
     print(f"model {args.model}: {n_params / 1e6:.1f} M non-embedding parameters, {model.dtype} on {device}, "
           f"torch {torch.__version__}, {where}")
 
+    # the matmul rate is taken before and after the runs, best of both: a machine whose speed drifts (shared
+    # CPUs) then yields the lower, conservative utilisation
+    size = 4096 if cuda else 2048
+    peak_before = matmul_flops(size, repeats=5, device=device, dtype=model.dtype)
+
     # (a) PAPI few-shot scoring
     prompts = papi_prompts(args.n_items, args.subject)
     engine.score(prompts[:2])  # warm-up (vocabulary scan for the labels, allocator)
@@ -140,6 +181,7 @@ def main() -> None:
     fast, t_fast = _timed(lambda: engine.score(prompts))
     processed = counter.n
     counter.handle.remove()
+    (fast, t_fast), (dense, t_dense) = split_and_dense(engine, prompts, args.rounds, first=(fast, t_fast))
     full_tokens = sum(len(engine.encode(p)) for p in prompts)
     naive_prompts = prompts[: args.n_naive]
     naive, t_naive = _timed(lambda: engine.score_naive(naive_prompts))
@@ -150,35 +192,44 @@ def main() -> None:
     print(f"    naive loop  {per_naive * 1e3:8.1f} ms/item   ({t_naive:.1f} s for {len(naive_prompts)} items)")
     print(f"    speed-up    {per_naive / per_fast:8.1f} x    (goal >= 5)")
     print(f"    max |p_engine - p_naive| = {diff:.2e}  (goal <= 1e-4); mean label mass {fast.mass.mean():.3f}")
+    print(f"    dense mask  {t_dense / len(prompts) * 1e3:8.1f} ms/item   (block attention off: "
+          f"split is {t_dense / t_fast:.2f} x faster; max |dp| {np.abs(fast.probs - dense.probs).max():.1e})")
 
     # (b) TRAIT scoring vs generating 15 tokens
     trait = trait_prompts(args.n_trait)
     engine.score(trait[:2])
-    scored, t_score = _timed(lambda: engine.score(trait))
+    (_, t_score), (_, t_score_dense) = split_and_dense(engine, trait, args.rounds)
     texts = [engine.render(p) for p in trait]
     _, t_gen = _timed(lambda: palign_style_generate(model, tok, texts))
     print(f"\n(b) TRAIT template 1, {len(trait)} items")
     print(f"    engine scoring          {t_score / len(trait) * 1e3:8.1f} ms/item")
+    print(f"    engine, dense mask      {t_score_dense / len(trait) * 1e3:8.1f} ms/item   "
+          f"(split is {t_score_dense / t_score:.2f} x faster)")
     print(f"    generate 15 tokens (10) {t_gen / len(trait) * 1e3:8.1f} ms/item")
     print(f"    speed-up                {t_gen / t_score:8.1f} x    (goal >= 5)")
 
     # (c) model FLOP utilisation
     peak_mem = torch.cuda.max_memory_allocated(device) if cuda else None
-    size = 4096 if cuda else 2048
-    peak = matmul_flops(size, device=device, dtype=model.dtype)
+    peak = max(peak_before, matmul_flops(size, repeats=5, device=device, dtype=model.dtype))
     tok_s = processed / t_fast
     mfu = tok_s * 2 * n_params / peak
+    attn = attention_flops(model, [p.system for p in prompts], [engine.encode(p) for p in prompts],
+                           args.batch_size)
+    mfu_attn = (processed * 2 * n_params + attn) / t_fast / peak
     dtype_name = str(model.dtype).removeprefix("torch.")
     print("\n(c) utilisation during (a)")
-    print(f"    {dtype_name} {size}^3 matmul   {peak / 1e9:8.1f} GFLOP/s")
+    print(f"    {dtype_name} {size}^3 matmul   {peak / 1e9:8.1f} GFLOP/s (best before and after the runs)")
     print(f"    tokens computed          {tok_s:8.1f} tok/s  -> {tok_s * 2 * n_params / 1e9:.1f} GFLOP/s, "
-          f"MFU {100 * mfu:.0f} %")
+          f"MFU {100 * mfu:.0f} %  (dense mask: {100 * mfu * t_fast / t_dense:.0f} %)")
+    print(f"    counting attention too   {attn / t_fast / 1e9:8.1f} GFLOP/s of attention "
+          f"({100 * attn / (attn + processed * 2 * n_params):.0f} % of the work), MFU {100 * mfu_attn:.0f} %")
     print(f"    prompt tokens answered   {full_tokens / t_fast:8.1f} tok/s  "
           f"({full_tokens / processed:.1f} x the computed tokens, thanks to the shared prefix)")
     if cuda:
         print(f"    peak GPU memory          {peak_mem / 2**20:8.0f} MiB allocated by torch (of "
               f"{torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)")
     print(f"\nRESULT model={args.model} device={device.type} dtype={dtype_name} computed_tok_s={tok_s:.0f} "
+          f"mfu={mfu:.3f} mfu_with_attention={mfu_attn:.3f} split_speedup={t_dense / t_fast:.2f} "
           f"prompt_tok_s={full_tokens / t_fast:.0f} ms_per_item={per_fast * 1e3:.1f} max_diff={diff:.2e} "
           f"peak_gpu_mib={peak_mem / 2**20 if cuda else float('nan'):.0f}")
 

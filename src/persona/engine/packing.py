@@ -23,6 +23,8 @@ from typing import Sequence
 
 import torch
 
+from persona.engine.block_attention import Rows, available, use_blocks
+
 MIN_SHARED_PREFIX = 8  # tokens; below this a shared cache costs more than it saves
 
 
@@ -148,25 +150,36 @@ class Packed:
         all_row = torch.cat([*self.rows, q_row])
         dtype = next(self.model.parameters()).dtype
         device = device_of(self.model)
-        masks = {}
+        # the first feed of several rows behind the prefix: the prefix once, each row apart (block_attention)
+        split = (len(self.positions) == 1 and len(tokens) > 1 and len(q_pos) > len(tokens)
+                 and available(device) and all(_consecutive(ps, self.prefix_len) for ps in positions))
+        lengths = tuple(len(t) for t in tokens)
+        masks, layout = {}, {}
         for kind, (window, first_layer) in layer_kinds(self.model).items():
             layer = self.cache.layers[first_layer]
             kept = int(layer.keys.shape[-2]) if getattr(layer, "keys", None) is not None else 0
             k_pos = torch.cat([all_pos[: len(all_pos) - len(q_pos)][len(all_pos) - len(q_pos) - kept:], q_pos])
             k_row = torch.cat([all_row[: len(all_row) - len(q_row)][len(all_row) - len(q_row) - kept:], q_row])
             masks[kind] = _additive_mask(q_pos, q_row, k_pos, k_row, window, dtype).to(device)
-        out = self.model(
-            input_ids=torch.tensor([[t for ts in tokens for t in ts]], device=device),
-            attention_mask=masks["full_attention"] if set(masks) == {"full_attention"} else masks,
-            position_ids=q_pos[None].to(device),
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=torch.tensor(keep, device=device),
-        )
+            if split and kept == self.prefix_len and (window is None or self.prefix_len + max(lengths) <= window):
+                layout[kind] = Rows(self.prefix_len, lengths)
+        with use_blocks(self.model, layout):
+            out = self.model(
+                input_ids=torch.tensor([[t for ts in tokens for t in ts]], device=device),
+                attention_mask=masks["full_attention"] if set(masks) == {"full_attention"} else masks,
+                position_ids=q_pos[None].to(device),
+                cache=self.cache,
+                use_cache=True,
+                logits_to_keep=torch.tensor(keep, device=device),
+            )
         self.cache = out.cache
         self.positions.append(q_pos)
         self.rows.append(q_row)
         return out.logits[0].float()
+
+
+def _consecutive(positions: Sequence[int], start: int) -> bool:
+    return list(positions) == list(range(start, start + len(positions)))
 
 
 def row_ends(rows: Sequence[Sequence[int]]) -> list[int]:

@@ -70,8 +70,10 @@ def tiny_tokenizer(chat_template: str | None = CHATML_TEMPLATE, vocab_size: int 
     return tok
 
 
-def tiny_model(family: str = "llama", tokenizer=None, *, seed: int = 0, init_range: float = 0.5):
-    """A 2-layer causal LM (``llama``, ``qwen2``, ``gpt2`` or ``gemma3``) in fp32 eval mode."""
+def tiny_model(family: str = "llama", tokenizer=None, *, seed: int = 0, init_range: float = 0.5,
+               sliding_window: int = 32):
+    """A 2-layer causal LM (``llama``, ``qwen2``, ``gpt2`` or ``gemma3``, whose layers all slide over
+    ``sliding_window`` tokens) in fp32 eval mode."""
     from transformers import (
         Gemma3ForCausalLM,
         Gemma3TextConfig,
@@ -95,7 +97,7 @@ def tiny_model(family: str = "llama", tokenizer=None, *, seed: int = 0, init_ran
     elif family == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(**decoder))
     elif family == "gemma3":
-        model = Gemma3ForCausalLM(Gemma3TextConfig(head_dim=16, sliding_window=32, **decoder))
+        model = Gemma3ForCausalLM(Gemma3TextConfig(head_dim=16, sliding_window=sliding_window, **decoder))
     elif family == "gpt2":
         model = GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=2048, **common))
     else:
