@@ -31,10 +31,11 @@ def test_a_subject_without_a_value_is_left_out_and_named():
 
 
 def test_control_shifts_read_both_directions():
-    rows = [{"order": o, "alpha": a, "item": i, "expected": 3.0 + (0.1 * a if o == "original" else -0.1 * a) + 0.01 * i}
+    rows = [{"order": o, "alpha": a, "item": i,
+             "expected": 3.0 + (0.1 if o == "original" else -0.1) * a * (1 + 0.01 * i) + 0.01 * i}
             for o in ("original", "reversed") for a in (-4, 0, 4) for i in range(10)]
     shifts = analysis.control_shifts(pd.DataFrame(rows)).set_index(["order", "alpha"])
-    assert abs(shifts.loc[("original", 4), "shift"] - 0.4) < 1e-9
+    assert abs(shifts.loc[("original", 4), "shift"] - 0.4 * 1.045) < 1e-9
     assert shifts.loc[("original", 4), "moved_as_intended"] and shifts.loc[("original", -4), "moved_as_intended"]
     assert not shifts.loc[("reversed", 4), "moved_as_intended"]  # a letter, not the content
 

@@ -43,7 +43,7 @@ def test_identical_models_are_not_distinct_and_one_model_is_not_testable():
     scores = two_models(10, [0.0] * 8)
     same = pd.concat([scores[scores["model"] == "a"], scores[scores["model"] == "a"].assign(model="b")])
     v = claims.distinct(same, "a", "b", family_size=FAMILY)
-    assert v.verdict == V.NOT_REPLICATED and v.effect == 0.0  # a zero-width interval excludes 25.6 points
+    assert v.verdict == V.NOT_REPLICATED and v.effect == 0.0  # the exact interval (no item differs) excludes 25.6
     assert claims.distinct(scores, "a", "a", family_size=FAMILY).verdict == V.NOT_TESTABLE
 
 

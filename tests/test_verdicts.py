@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from persona import verdicts as V
 
@@ -162,9 +163,28 @@ def test_evidence_text_names_effect_interval_n_and_power():
 
 
 def test_identical_sides_are_evidence_when_they_could_have_differed():
-    x = series([50.0, 50.0, 50.0])
-    v = V.paired(x, x.copy(), higher_is_better=True, paper_effect=35.2, identical_is_evidence=True)
-    assert v.verdict == V.NOT_REPLICATED and v.ci_low == v.ci_high == 0.0 and "35.2" in v.reason
+    many = series([50.0] * 40)
+    v = V.paired(many, many.copy(), higher_is_better=True, paper_effect=35.2, identical_is_evidence=True, bound=50.0)
+    # 0 of 40 items differ: at most 1 - 0.025^(1/40) = 8.8% could, each by at most 50 points -> +-4.4
+    assert v.verdict == V.NOT_REPLICATED and "35.2" in v.reason and "8.8%" in v.reason
+    assert v.ci_low == pytest.approx(-4.41, abs=0.01) and v.ci_high == pytest.approx(4.41, abs=0.01)
+    assert not np.isfinite(v.power) and "not computable" in v.evidence  # zero spread: no 100% power
+    # three items that did not move cannot exclude 35.2 points: 71% of items could still move
+    few = series([50.0] * 3)
+    v = V.paired(few, few.copy(), higher_is_better=True, paper_effect=35.2, identical_is_evidence=True, bound=50.0)
+    assert v.verdict == V.INCONCLUSIVE and v.ci_high == pytest.approx(35.4, abs=0.05)
+
+
+def test_constant_differences_get_an_exact_interval_never_a_zero_width_one():
+    low, high = V.constant_interval(10.0, 25, 0.99, 50.0)
+    q = (high - 10.0) / (50.0 - 10.0)
+    assert (10.0 - low) / (10.0 + 50.0) == pytest.approx(q)
+    assert stats.binom.pmf(0, 25, q) == pytest.approx(0.005)  # Clopper-Pearson: P(0 of 25 | q) = (1 - level) / 2
+    x = series([3.0] * 12)
+    v = V.paired(x, series([2.5] * 12), higher_is_better=True, paper_effect=1.0)
+    assert v.verdict == V.INCONCLUSIVE and v.effect == 0.5 and not np.isfinite(v.ci_low)  # no bound: no interval
+    v = V.paired(x, series([2.5] * 12), higher_is_better=True, paper_effect=1.0, bound=4.0)
+    assert v.ci_low < 0.5 < v.ci_high and v.verdict == V.INCONCLUSIVE
 
 
 def test_power_stays_defined_far_in_the_tail():

@@ -19,12 +19,15 @@ is widened to the Bonferroni level ``1 - alpha / family_size``, so a chapter's v
 ``alpha``. Intervals are Student-t (paired differences, Welch for two independent samples) or, where no
 closed form applies (agreement statistics), a percentile bootstrap over the independent units. Power is
 that of the same two-sided test (noncentral t), at the paper's effect and this run's standard error.
+Where every unit gives the same difference (a model whose answers never move), zero spread is not zero
+uncertainty: the interval is an exact binomial one over the share of units that could differ
+(``constant_interval``), and no power is claimed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -186,16 +189,28 @@ def _aligned(x: pd.Series, y: pd.Series) -> tuple[np.ndarray, np.ndarray] | str:
     return x.to_numpy(float), y.to_numpy(float)
 
 
+def constant_interval(value: float, n: int, level: float, bound: float) -> tuple[float, float]:
+    """Interval for a mean when all ``n`` sampled units gave the same ``value`` and a unit's value can lie
+    anywhere in ``[-bound, bound]``: no t interval (zero spread is not zero uncertainty), but an exact binomial
+    one. Zero of ``n`` units differed from ``value``, so at most ``q = 1 - ((1 - level) / 2) ** (1 / n)`` of
+    the population does (Clopper-Pearson); those could sit anywhere on the scale, the rest sit at ``value``."""
+    q = 1 - ((1 - level) / 2) ** (1 / n)
+    return value - q * (value + bound), value + q * (bound - value)
+
+
 def paired(x: pd.Series, y: pd.Series, *, higher_is_better: bool, paper_effect: float | None,
            paper_label: str = "", family_size: int = 1, alpha: float = 0.05, unit: str = "subjects",
-           effect_label: str = "effect", digits: int = 2, identical_is_evidence: bool = False) -> Verdict:
+           effect_label: str = "effect", digits: int = 2, identical_is_evidence: bool = False,
+           bound: float | None = None) -> Verdict:
     """Claim "X beats Y" on per-unit values (same units on both sides): a paired t interval.
 
     The effect is ``x - y`` when higher is better, ``y - x`` when lower is better (e.g. an error), so a
     positive effect always favours X. Two sides that are identical for every unit are *not testable* when
     they are the same thing (PAS that chose alpha = 0 is few-shot: the comparison holds no contrast); with
     ``identical_is_evidence`` (two models, two personas: things that could have differed) they are evidence
-    of no difference: a zero-width interval at 0.
+    of no difference. When every unit gives the same difference, a t interval would have zero width and claim
+    certainty that n units cannot give: with ``bound`` (the largest |difference| the scale allows) the
+    interval is ``constant_interval``'s exact binomial one and power is not computed; without it, no interval.
     """
     pair = _aligned(x, y)
     if isinstance(pair, str):
@@ -204,15 +219,15 @@ def paired(x: pd.Series, y: pd.Series, *, higher_is_better: bool, paper_effect: 
     diff = (a - b) if higher_is_better else (b - a)
     n = len(diff)
     level = _level(alpha, family_size)
-    if np.all(diff == 0):
-        if not identical_is_evidence:
-            return not_testable("the two sides are identical for every unit: the comparison holds no contrast")
-        return decide(0.0, 0.0, 0.0, level=level, n=n, unit=unit, paper_effect=paper_effect, paper_label=paper_label,
-                      power=1.0 if paper_effect else float("nan"), effect_label=effect_label, digits=digits)
+    if np.all(diff == 0) and not identical_is_evidence:
+        return not_testable("the two sides are identical for every unit: the comparison holds no contrast")
     mean = float(diff.mean())
     if n < 2:
         return decide(mean, float("nan"), float("nan"), level=level, n=n, unit=unit, paper_effect=paper_effect,
                       paper_label=paper_label, effect_label=effect_label, digits=digits)
+    if np.all(diff == diff[0]):
+        return _constant(float(diff[0]), n, level, bound, unit=unit, paper_effect=paper_effect,
+                         paper_label=paper_label, effect_label=effect_label, digits=digits)
     sd = float(diff.std(ddof=1))
     se = sd / math.sqrt(n)
     half = stats.t.ppf(1 - (1 - level) / 2, n - 1) * se
@@ -221,6 +236,18 @@ def paired(x: pd.Series, y: pd.Series, *, higher_is_better: bool, paper_effect: 
               if paper_effect is not None and sd > 0 else None)
     return decide(mean, mean - half, mean + half, level=level, n=n, unit=unit, paper_effect=paper_effect,
                   paper_label=paper_label, power=power, n_needed=needed, effect_label=effect_label, digits=digits)
+
+
+def _constant(value: float, n: int, level: float, bound: float | None, *, unit: str, **named) -> Verdict:
+    same = f"all {n} {unit} gave the same difference ({value:.{named['digits']}f})"
+    if bound is None:
+        return Verdict(INCONCLUSIVE, f"{same}: zero spread gives a t interval of zero width, and the scale sets no "
+                       "bound for an exact one", effect=value, n=n, unit=unit, level=level, **named)
+    low, high = constant_interval(value, n, level, bound)
+    verdict = decide(value, low, high, level=level, n=n, unit=unit, **named)
+    share = 1 - ((1 - level) / 2) ** (1 / n)
+    return replace(verdict, reason=f"{verdict.reason} ({same}; an exact binomial interval: at most {share:.1%} of "
+                   f"{unit} could differ, anywhere within ±{bound:g}; power is not computed for zero spread)")
 
 
 def two_samples(x: Sequence[float], y: Sequence[float], *, higher_is_better: bool, paper_effect: float | None,

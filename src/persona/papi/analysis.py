@@ -48,7 +48,7 @@ def control_shifts(curve: pd.DataFrame, *, family_size: int = 1) -> pd.DataFrame
         wide = block.pivot_table(index="item", columns="alpha", values="expected")
         for alpha in [a for a in wide.columns if a != 0]:
             v = verdicts.paired(wide[alpha], wide[0], higher_is_better=alpha > 0, paper_effect=None,
-                                family_size=family_size, unit="items")
+                                family_size=family_size, unit="items", bound=4.0)  # answers 1..5
             sign = 1 if alpha > 0 else -1  # the verdict's effect is in the intended direction
             low, high = sorted((sign * v.ci_low, sign * v.ci_high))
             rows.append({"order": order, "alpha": alpha, "shift": sign * v.effect, "ci_low": low, "ci_high": high,
@@ -119,7 +119,8 @@ def compare(tables: dict[str, pd.DataFrame], comparisons: Sequence[Comparison]) 
                  else f"{c.endpoint}({c.better}) - {c.endpoint}({c.worse})")
         verdict = verdicts.paired(both[c.better], both[c.worse], higher_is_better=c.higher_is_better,
                                   paper_effect=c.paper_effect, paper_label=c.paper_label,
-                                  family_size=len(comparisons), effect_label=label)
+                                  family_size=len(comparisons), effect_label=label,
+                                  bound=metrics.ENDPOINT_SPAN.get(c.endpoint))
         if left_out:
             verdict = replace(verdict, reason=f"{verdict.reason} ({left_out} subject(s) without a value for one "
                                               f"method left out)")
@@ -141,7 +142,8 @@ def endpoint_differences(tables: dict[str, pd.DataFrame], better: str, worse: st
             both = pd.DataFrame({"a": a, "b": b}).dropna()
             if both.empty:
                 continue
-            v = verdicts.paired(both["a"], both["b"], higher_is_better=higher, paper_effect=None)
+            v = verdicts.paired(both["a"], both["b"], higher_is_better=higher, paper_effect=None,
+                                bound=metrics.ENDPOINT_SPAN[endpoint])
             rows.append({"calibration": calibration, "endpoint": endpoint, "difference": v.effect,
                          "ci_low": v.ci_low, "ci_high": v.ci_high, "subjects": len(both)})
     return pd.DataFrame(rows)

@@ -163,6 +163,10 @@ def wide_with_ci(table: pd.DataFrame, index: str | Sequence[str] = "method", dig
 
 
 CALIBRATIONS = ("raw", "calibrated")
+#: The largest difference two methods' values of an endpoint can have for one subject: a Score sums five
+#: domain MAEs of at most 5 each (the paper convention scores a stored 0 as a target), rho lies in [-1, 1].
+#: Verdicts use it for an exact interval when every subject gives the same difference.
+ENDPOINT_SPAN = {"score": 25.0, "expected_score": 25.0, "rho": 2.0}
 VIEWS = ("both", "original", "reversed")
 AGREEMENT = np.array([5, 4, 3, 2, 1])
 

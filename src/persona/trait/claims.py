@@ -72,7 +72,8 @@ def distinct(scores: pd.DataFrame, first: str, second: str, *, family_size: int,
     label = f"{first} minus {second}, signed by the direction found on the other half of the items (points)"
     # two models that never differ are evidence of no difference (they could have differed)
     verdict = V.paired(s * test[first], s * test[second], higher_is_better=True, family_size=family_size,
-                       unit="items", digits=1, effect_label=label, identical_is_evidence=True, **_paper("distinct"))
+                       unit="items", digits=1, effect_label=label, identical_is_evidence=True, bound=100.0,
+                       **_paper("distinct"))
     return replace(verdict, reason=f"{verdict.reason}; {int(setter.sum())} items set the direction, "
                    f"{len(test)} others test it")
 
@@ -116,12 +117,9 @@ def persona_moves(items: pd.DataFrame, *, family_size: int) -> V.Verdict:
     :func:`persona.trait.scoring.persona_items`)."""
     resp = persona_responsiveness(items).set_index("key")["responsiveness"].dropna()
     label = "answers in the intended direction (mean of the high and low persona) minus 50 (points)"
-    if len(resp) and (resp == resp.iloc[0]).all() and resp.iloc[0] != 50:  # every item moved alike: exact
-        value = float(resp.iloc[0]) - 50
-        return V.decide(value, value, value, level=1 - 0.05 / family_size, n=len(resp), unit="items", digits=1,
-                        effect_label=label, **_paper("persona_moves"))
     return V.paired(resp, pd.Series(50.0, index=resp.index), higher_is_better=True, family_size=family_size,
-                    unit="items", digits=1, effect_label=label, identical_is_evidence=True, **_paper("persona_moves"))
+                    unit="items", digits=1, effect_label=label, identical_is_evidence=True, bound=50.0,
+                    **_paper("persona_moves"))
 
 
 def persona_hard(items: pd.DataFrame, *, family_size: int) -> V.Verdict:
