@@ -114,14 +114,22 @@ def attention_flops(model, systems: list[str | None], token_ids: list[list[int]]
 
 
 def split_and_dense(engine: Engine, prompts, rounds: int, first=None):
-    """``(result, best seconds)`` of the engine with block attention and with the dense mask, run alternately
-    ``rounds`` times each (best of the rounds: a shared CPU whose speed drifts does not favour either)."""
+    """``(result, best seconds)`` of the engine with block attention and with the dense mask, ``rounds`` times
+    each, alternating which goes first (best of the rounds: a shared CPU whose speed drifts by 15-20% between
+    identical runs favours neither)."""
     split, dense = [first] if first else [], []
-    for _ in range(rounds):
-        if len(split) < rounds:
-            split.append(_timed(lambda: engine.score(prompts)))
+
+    def run_dense():
         with dense_only():
             dense.append(_timed(lambda: engine.score(prompts)))
+
+    for k in range(rounds):
+        if k % 2:
+            run_dense()
+        if len(split) < rounds:
+            split.append(_timed(lambda: engine.score(prompts)))
+        if not k % 2:
+            run_dense()
     return min(split, key=lambda r: r[1]), min(dense, key=lambda r: r[1])
 
 

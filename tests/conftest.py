@@ -24,3 +24,21 @@ def mirror_or_skip() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("PERSONA_DATA_MIRROR is not set to a folder holding the study's data")
     return Path(value)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of tiny-model tests (``pytest.mark.usefixtures("one_thread")``): they
+    run tens of times faster than on several threads contending on a loaded machine."""
+    from persona.engine.testing import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def tok():
+    """The tiny in-memory tokenizer of ``persona.engine.testing`` (chat template included)."""
+    from persona.engine.testing import tiny_tokenizer
+
+    return tiny_tokenizer()

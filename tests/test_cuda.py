@@ -19,27 +19,17 @@ import pytest
 import torch
 
 from persona.engine import Engine, MCItem, build_prompt
-from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import tiny_model
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="needs a CUDA GPU (run benchmarks/device_check.sh on a machine with one)")
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.skipif(not torch.cuda.is_available(),
+                                 reason="needs a CUDA GPU (run benchmarks/device_check.sh on a machine with one)")]
 
 CUDA = torch.device("cuda")
 BF16 = 0.05   # largest option-probability difference allowed between two bf16 computations of the same thing
 FP32 = 1e-4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny_tokenizer()
 
 
 def on_cuda(family: str, tok, dtype: torch.dtype, seed: int = 0):

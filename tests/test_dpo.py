@@ -7,7 +7,7 @@ import pytest
 from methods_fixtures import papi_items, per_domain
 
 from persona.engine import Engine
-from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi import Item, Subject
 from persona.papi.methods.base import score_items
 from persona.papi.methods.dpo import DPO, DPOSettings, dpo_loss, preference_pairs
@@ -20,10 +20,7 @@ ITEMS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 def test_preference_pairs_by_hand():

@@ -9,15 +9,12 @@ import torch.nn.functional as F
 from persona.engine import Engine, MCItem, build_prompt
 from persona.engine import block_attention
 from persona.engine.block_attention import Rows, dense_only, split_attention
-from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 def _block_mask(prefix: int, lengths) -> torch.Tensor:

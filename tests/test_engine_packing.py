@@ -4,13 +4,10 @@ import pytest
 import torch
 
 from persona.engine.packing import Packed, plan
-from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import tiny_model, tiny_tokenizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 def _naive_logits(model, seq):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from persona.engine import Engine, MCItem, MCPrompt, build_prompt, order_permutation
-from persona.engine.testing import NO_SYSTEM_TEMPLATE, tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import NO_SYSTEM_TEMPLATE, tiny_model, tiny_tokenizer
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 from persona.papi.prompts import fewshot_system
@@ -16,15 +16,7 @@ from persona.trait.prompts import TEMPLATES as TRAIT_TEMPLATES
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny_tokenizer()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 def papi_prompts(n_items=7, n_shots=6):

@@ -8,17 +8,14 @@ import pytest
 from methods_fixtures import papi_items
 
 from persona.engine import Engine
-from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi import experiment as ex
 from persona.papi.methods.dpo import DPOSettings
 from persona.runs import ResultStore
 from persona.timing import StageTimer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -9,17 +9,14 @@ import pytest
 from methods_fixtures import papi_items, per_domain
 
 from persona.engine import Engine, ScoreResult
-from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi import Item, Subject
 from persona.papi.methods.base import AnswerMode, Answers, Method, few_shot_system, score_items, selection_loss
 from persona.papi.methods.pas import CONTENT, PALIGN, PAS, agree_directions, contrast_activations, dose_response
 from persona.papi.methods.prompting import FewShot, NoChange, PersonalityPrompt
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)
 
 
 class LetterABias:

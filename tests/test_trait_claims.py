@@ -127,6 +127,7 @@ def test_named_hard_directions_against_the_other_traits():
     v = claims.persona_hard(persona_items(high, low, traits), family_size=FAMILY)
     assert v.verdict == V.REPLICATED and 35 < v.effect < 65
     assert v.n == 50 + 50 + 300  # P items (high), C items (low), the six other traits' items once each
+    assert "other traits (300 items) minus the named directions (100 items)" in v.evidence
     even = claims.persona_hard(persona_items(100 * (rng.random(400) < .9), 100 * (rng.random(400) < .9), traits),
                                family_size=FAMILY)
     assert even.verdict != V.REPLICATED

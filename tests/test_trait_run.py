@@ -7,17 +7,12 @@ import pytest
 from conftest import mirror_or_skip
 
 from persona.engine import Engine
-from persona.engine.testing import tiny_model, tiny_tokenizer, torch_threads
+from persona.engine.testing import tiny_model, torch_threads
 from persona.runs import ResultStore
 from persona.trait.items import TraitItem
 from persona.trait.prompts import trait_grid
 from persona.trait.run import TraitSettings, _score_shard, bare_label_ids, draw_samples, run_trait
 from persona.trait.scoring import RAW_COLS, decisions, score_table
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return tiny_tokenizer()
 
 
 @pytest.fixture(scope="module")

@@ -133,8 +133,8 @@ def persona_hard(items: pd.DataFrame, *, family_size: int) -> V.Verdict:
     others = persona_responsiveness(items[~items["trait"].isin(named)])["responsiveness"].dropna()
     hard = items.loc[hard_mask, "intended"].dropna()
     return V.two_samples(others, hard, higher_is_better=True, family_size=family_size, unit="items", digits=1,
-                         effect_label="answers in the intended direction, other traits minus the named directions "
-                         "(points)", **_paper("persona_hard"))
+                         effect_label=f"answers in the intended direction, other traits ({len(others)} items) minus "
+                         f"the named directions ({len(hard)} items) (points)", **_paper("persona_hard"))
 
 
 def table(verdicts: dict[str, V.Verdict]) -> pd.DataFrame:
