@@ -150,3 +150,13 @@ def test_endpoints_of_a_no_model_predictor_use_its_tick():
     table = metrics.endpoints(preds, TRUTH, "corrected")
     assert list(table[["calibration", "view"]].drop_duplicates().itertuples(index=False)) == [("raw", "both")]
     assert table["score"].iloc[0] == pytest.approx(3.0) and np.isnan(table["rho"].iloc[0])
+
+
+def test_endpoint_summary_of_identical_subjects_is_exact_not_zero_width():
+    rows = [{"method": "m", "subject": s, "calibration": "raw", "view": "both", "score": 4.0,
+             "expected_score": 3.0 + s, "rho": 0.1, "neither": 1.0} for s in range(10)]
+    summary = metrics.endpoint_summary(pd.DataFrame(rows)).iloc[0]
+    q = 1 - 0.025 ** (1 / 10)  # at most this share of subjects could differ (0 of 10 did)
+    assert summary["score_low"] == pytest.approx(4.0 - 4.0 * q) and summary["score_high"] == pytest.approx(4.0 + 21 * q)
+    assert summary["neither_high"] == 1.0 and summary["neither_low"] == pytest.approx(1 - q)
+    assert summary["expected_score_low"] < 7.5 < summary["expected_score_high"] < 10  # varied: a t interval

@@ -90,6 +90,16 @@ def test_mean_interval_is_a_t_interval_over_items():
     assert (cut["ci_low"], cut["ci_high"]) == (0.0, 100.0)
 
 
+def test_mean_interval_of_identical_items_is_exact_not_zero_width():
+    same = mean_interval([50.0] * 32, bounds=(0.0, 100.0))
+    q = 1 - 0.025 ** (1 / 32)  # at most this share of items could differ (0 of 32 did)
+    assert same["mean"] == 50.0 and same["ci_low"] == pytest.approx(50 - 50 * q)
+    assert same["ci_high"] == pytest.approx(50 + 50 * q) and 5 < 50 * q < 6
+    at_end = mean_interval([100.0] * 32, bounds=(0.0, 100.0))
+    assert at_end["ci_high"] == 100.0 and at_end["ci_low"] == pytest.approx(100 - 100 * q)
+    assert np.isnan(mean_interval([50.0] * 32)["ci_low"])  # no bounds: no interval
+
+
 def test_kappas_on_known_answers():
     assert cohen_kappa(np.array([1, 0, 1, 0.0]), np.array([1, 0, 1, 0.0])) == 1.0
     assert cohen_kappa(np.array([1, 1, 0, 0.0]), np.array([0, 0, 1, 1.0])) == -1.0

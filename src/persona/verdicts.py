@@ -189,13 +189,22 @@ def _aligned(x: pd.Series, y: pd.Series) -> tuple[np.ndarray, np.ndarray] | str:
     return x.to_numpy(float), y.to_numpy(float)
 
 
-def constant_interval(value: float, n: int, level: float, bound: float) -> tuple[float, float]:
+def could_differ(n: int, level: float) -> float:
+    """Upper confidence bound (Clopper-Pearson, two-sided ``level``) on the share of units that differ from a
+    value when none of ``n`` sampled units did: ``1 - ((1 - level) / 2) ** (1 / n)``."""
+    return 1 - ((1 - level) / 2) ** (1 / n)
+
+
+def constant_interval(value: float, n: int, level: float, bound: float,
+                      low: float | None = None) -> tuple[float, float]:
     """Interval for a mean when all ``n`` sampled units gave the same ``value`` and a unit's value can lie
-    anywhere in ``[-bound, bound]``: no t interval (zero spread is not zero uncertainty), but an exact binomial
-    one. Zero of ``n`` units differed from ``value``, so at most ``q = 1 - ((1 - level) / 2) ** (1 / n)`` of
-    the population does (Clopper-Pearson); those could sit anywhere on the scale, the rest sit at ``value``."""
-    q = 1 - ((1 - level) / 2) ** (1 / n)
-    return value - q * (value + bound), value + q * (bound - value)
+    anywhere in ``[low, bound]`` (``low`` defaults to ``-bound``): no t interval (zero spread is not zero
+    uncertainty), but an exact one. Zero of ``n`` units differed from ``value``, so at most
+    ``q = could_differ(n, level)`` of the population does; those could sit anywhere on the scale, the rest sit
+    at ``value``."""
+    q = could_differ(n, level)
+    low = -bound if low is None else low
+    return value - q * (value - low), value + q * (bound - value)
 
 
 def paired(x: pd.Series, y: pd.Series, *, higher_is_better: bool, paper_effect: float | None,
@@ -245,7 +254,7 @@ def _constant(value: float, n: int, level: float, bound: float | None, *, unit: 
                        "bound for an exact one", effect=value, n=n, unit=unit, level=level, **named)
     low, high = constant_interval(value, n, level, bound)
     verdict = decide(value, low, high, level=level, n=n, unit=unit, **named)
-    share = 1 - ((1 - level) / 2) ** (1 / n)
+    share = could_differ(n, level)
     return replace(verdict, reason=f"{verdict.reason} ({same}; an exact binomial interval: at most {share:.1%} of "
                    f"{unit} could differ, anywhere within ±{bound:g}; power is not computed for zero spread)")
 

@@ -51,6 +51,7 @@ from scipy import stats
 from persona.engine.calibration import mean_over_orders
 from persona.papi.data import DOMAINS, Convention
 from persona.papi.prompts import ORDER_TAGS
+from persona.verdicts import constant_interval
 
 SCORE = "Score"  # the paper's name for the sum of the five domain MAEs
 
@@ -167,6 +168,8 @@ CALIBRATIONS = ("raw", "calibrated")
 #: domain MAEs of at most 5 each (the paper convention scores a stored 0 as a target), rho lies in [-1, 1].
 #: Verdicts use it for an exact interval when every subject gives the same difference.
 ENDPOINT_SPAN = {"score": 25.0, "expected_score": 25.0, "rho": 2.0}
+#: The range of one subject's value of each endpoint (for the exact interval of identical subjects).
+ENDPOINT_RANGE = {"score": (0.0, 25.0), "expected_score": (0.0, 25.0), "rho": (-1.0, 1.0), "neither": (0.0, 1.0)}
 VIEWS = ("both", "original", "reversed")
 AGREEMENT = np.array([5, 4, 3, 2, 1])
 
@@ -258,7 +261,11 @@ def endpoint_summary(table: pd.DataFrame, *, level: float = 0.95) -> pd.DataFram
             mean = values.mean() if len(values) else np.nan
             half = (stats.t.ppf(1 - (1 - level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
                     if len(values) > 1 else np.nan)
-            row.update({endpoint: mean, f"{endpoint}_low": mean - half, f"{endpoint}_high": mean + half,
+            low, high = mean - half, mean + half
+            if len(values) > 1 and np.all(values == values[0]):  # zero spread is not zero uncertainty
+                low, high = constant_interval(mean, len(values), level, ENDPOINT_RANGE[endpoint][1],
+                                              low=ENDPOINT_RANGE[endpoint][0])
+            row.update({endpoint: mean, f"{endpoint}_low": low, f"{endpoint}_high": high,
                         f"{endpoint}_n": len(values)})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from persona.trait.items import BIG_FIVE
+from persona.verdicts import constant_interval
 
 
 def refusal_rate(outcomes: Sequence[int | str]) -> float:
@@ -72,7 +73,9 @@ def mean_interval(values, level: float = 0.95, bounds: tuple[float, float] | Non
     """Mean of per-item values with a Student-t interval (items are the independent units); NaN skipped.
 
     ``bounds``: the range the measure can take (e.g. 0-100 for a percentage); the interval is cut to it,
-    since with few items and values at the ends a t interval can cross them.
+    since with few items and values at the ends a t interval can cross them. When every item gives the same
+    value, a t interval would have zero width: with ``bounds`` the interval is the exact one of
+    :func:`persona.verdicts.constant_interval`, without them there is none (NaN).
     """
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -82,6 +85,10 @@ def mean_interval(values, level: float = 0.95, bounds: tuple[float, float] | Non
     mean = float(v.mean())
     if n < 2:
         return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n_items": n}
+    if np.all(v == v[0]):
+        low, high = (constant_interval(mean, n, level, bounds[1], low=bounds[0]) if bounds is not None
+                     else (float("nan"), float("nan")))
+        return {"mean": mean, "ci_low": low, "ci_high": high, "n_items": n}
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
     low, high = mean - half, mean + half
     if bounds is not None:

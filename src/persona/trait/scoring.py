@@ -250,7 +250,7 @@ def model_differences(scores: pd.DataFrame, first: str, second: str, *, level: f
     for trait in [t for t in TRAITS if t in wide.index.get_level_values("trait")]:
         part = wide.loc[trait]
         diff = part[first] - part[second]
-        ci = mean_interval(diff, level)
+        ci = mean_interval(diff, level, bounds=(-100.0, 100.0))
         rows.append({"trait": trait, first: float(part[first].mean()), second: float(part[second].mean()),
                      "difference": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
                      "p_permutation": sign_flip_pvalue(diff, n_perm=n_perm, seed=seed), "n_items": ci["n_items"]})
