@@ -164,12 +164,12 @@ def wide_with_ci(table: pd.DataFrame, index: str | Sequence[str] = "method", dig
 
 
 CALIBRATIONS = ("raw", "calibrated")
-#: The largest difference two methods' values of an endpoint can have for one subject: a Score sums five
-#: domain MAEs of at most 5 each (the paper convention scores a stored 0 as a target), rho lies in [-1, 1].
-#: Verdicts use it for an exact interval when every subject gives the same difference.
-ENDPOINT_SPAN = {"score": 25.0, "expected_score": 25.0, "rho": 2.0}
-#: The range of one subject's value of each endpoint (for the exact interval of identical subjects).
+#: The range of one subject's value of each endpoint: a Score sums five domain MAEs of at most 5 each (the paper
+#: convention scores a stored 0 as a target), rho lies in [-1, 1], "neither" is a share. Means and differences
+#: of identical subjects get their exact interval from it (``persona.verdicts.constant_interval``).
 ENDPOINT_RANGE = {"score": (0.0, 25.0), "expected_score": (0.0, 25.0), "rho": (-1.0, 1.0), "neither": (0.0, 1.0)}
+#: The largest difference two methods' values of an endpoint can have for one subject.
+ENDPOINT_SPAN = {endpoint: high - low for endpoint, (low, high) in ENDPOINT_RANGE.items()}
 VIEWS = ("both", "original", "reversed")
 AGREEMENT = np.array([5, 4, 3, 2, 1])
 
