@@ -50,3 +50,34 @@ def test_the_positive_control_passes_only_when_both_orders_move_as_intended():
     assert not analysis.control_passes(at_top(True, True, alpha=0.0))  # no steering is no control
     assert analysis.control_passes(at_top(True, True).set_index("order"))  # as the chapter holds it
     assert not analysis.control_passes(at_top(True, True).iloc[[0]])  # one order missing
+
+
+def test_a_dropped_subject_is_named_in_every_branch_and_shares_use_the_analysed_set():
+    # subject 2 has no value for "pas" (its alpha's answers were all unparseable): named even when the others tie
+    table = _table({"pas": [3.9, 4.0, np.nan], "few": [3.9, 4.0, 3.7]})
+    table.loc[(table["subject"] == 2), "neither"] = 0.0  # the dropped subject answered no "Neither"
+    v = analysis.compare({"corrected": table}, [analysis.Comparison("k", "pas", "few", 1.55, "")])["k"]
+    assert v.verdict == verdicts.NOT_TESTABLE and "left out: 2" in v.reason
+    assert "100% and 100%" in v.reason  # the analysed subjects' shares, not averaged with the dropped one's 0%
+
+
+def test_a_comparison_that_needs_a_failed_check_is_not_testable_on_this_model():
+    from persona import gate as G
+    rows = [{"order": o, "alpha": a, "item": i,
+             "expected": 3.0 + (0.1 if o == "original" else -0.1) * a * (1 + 0.01 * i) + 0.01 * i}
+            for o in ("original", "reversed") for a in (0, 8) for i in range(10)]
+    at_top = analysis.control_shifts(pd.DataFrame(rows))
+    check = analysis.control_check(at_top, "tiny")
+    assert check.status == G.FAILED and "reversed" in check.evidence and "letter" in check.finding
+    gate = G.Gate()
+    gate.record(check)
+    rng = np.random.default_rng(0)
+    table = _table({"pas": list(rng.normal(2, 0.1, 10)), "few": list(rng.normal(3, 0.1, 10))})
+    both = [analysis.Comparison("pas", "pas", "few", 1.55, "", needs=("positive control",)),
+            analysis.Comparison("ref", "pas", "few", None, "")]
+    out = analysis.compare({"corrected": table}, both, gate=gate, model="tiny")
+    assert out["pas"].verdict == verdicts.NOT_TESTABLE_ON_MODEL and "positive control failed" in out["pas"].reason
+    assert out["ref"].verdict == verdicts.REPLICATED  # a comparison that needs no check is decided as before
+    rows_up = [dict(r, expected=3.0 + 0.1 * r["alpha"] + 0.01 * r["item"] * (1 + r["alpha"] / 80)) for r in rows]
+    passing = analysis.control_check(analysis.control_shifts(pd.DataFrame(rows_up)), "tiny")
+    assert passing.passed

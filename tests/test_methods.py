@@ -239,3 +239,27 @@ def test_every_method_runs_in_generation_mode_on_a_real_tiny_model(tiny_setup):
         values = answers.agreement[~np.isnan(answers.agreement)]
         assert set(values) <= {1, 2, 3, 4, 5}
         assert np.all((answers.mass >= 0) & (answers.mass <= 1))
+
+
+def _answers_for(items, probs_row):
+    return Answers(tuple(i.number for i in items), np.tile(np.asarray(probs_row, float), (len(items), 1)))
+
+
+def test_an_alpha_whose_answers_are_all_unparseable_is_inadmissible_not_a_perfect_score():
+    """The fresh build's subject 223548 got alpha 8 with 30 of 30 test answers unparseable: np.nansum of five
+    NaN domain MAEs is 0.0, which beat every real answer. Such a candidate must lose."""
+    items = per_domain(papi_items()[1], 3)
+    subject = Subject(1, 0, {i.number: (4 if i.sign > 0 else 2) for i in items})  # ticked "Moderately Accurate"
+    unreadable = _answers_for(items, [np.nan] * 5)
+    perfect_but_one = _answers_for(items, [0, 1, 0, 0, 0])  # always "Moderately Accurate" = the subject's 4
+    assert selection_loss(unreadable, subject, items, "corrected") == float("inf")
+    assert selection_loss(perfect_but_one, subject, items, "corrected") == pytest.approx(0.0)
+    # one domain wholly unreadable is enough to make the candidate inadmissible
+    probs = np.tile([0, 1.0, 0, 0, 0], (len(items), 1))
+    first_domain = items[0].domain
+    probs[[k for k, i in enumerate(items) if i.domain == first_domain]] = np.nan
+    partly = Answers(tuple(i.number for i in items), probs)
+    assert selection_loss(partly, subject, items, "corrected") == float("inf")
+    # a domain the subject never answered (all missing) does not count against a candidate
+    silent = Subject(2, 1, {i.number: (0 if i.domain == first_domain else subject.answers[i.number]) for i in items})
+    assert selection_loss(partly, silent, items, "corrected") == pytest.approx(0.0)

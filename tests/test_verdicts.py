@@ -190,3 +190,45 @@ def test_constant_differences_get_an_exact_interval_never_a_zero_width_one():
 def test_power_stays_defined_far_in_the_tail():
     assert V.power_t(40.0, 1.0, 30, 0.99) == pytest.approx(1.0)
     assert V.power_t(0.01, 1.0, 30, 0.99) < 0.05
+
+
+# ------------------------------------------------------------------ two samples: constant sides, the scale
+
+
+def test_a_constant_side_is_not_exact_the_order_sensitivity_fixture():
+    """The proxy's 32 statements all at 100% order sensitivity, TRAIT's 200 items near 95%: treating the proxy as
+    exact made "replicated, 4.8 [2.5, 7.1]"; its exact binomial bound reaches down to about 83, so the interval
+    must include 0."""
+    rng = np.random.default_rng(0)
+    proxy = np.full(32, 100.0)
+    trait = np.clip(rng.normal(95.2, 18.0, 200), 0, 100)
+    v = V.two_samples(proxy, trait, higher_is_better=True, paper_effect=32.2, family_size=8, unit="items",
+                      scale=(0.0, 100.0))
+    assert v.ci_low < 0 < v.ci_high
+    assert v.verdict != V.REPLICATED
+    assert "exact binomial" in v.reason and not np.isfinite(v.power)
+    # without the scale the old (wrong) answer comes back: the test can fail
+    old = V.two_samples(proxy, trait, higher_is_better=True, paper_effect=32.2, family_size=8, unit="items")
+    assert old.verdict == V.REPLICATED
+
+
+def test_welch_intervals_are_clipped_to_the_scale():
+    a, b = np.array([0.0, 100.0]), np.array([0.0, 100.0, 50.0, 50.0])
+    v = V.two_samples(a, b, higher_is_better=True, paper_effect=None, scale=(0.0, 100.0))
+    assert -100.0 <= v.ci_low and v.ci_high <= 100.0
+    unclipped = V.two_samples(a, b, higher_is_better=True, paper_effect=None)
+    assert unclipped.ci_high > 100.0  # the two-item side alone gives df ~ 1: the clip is doing the work
+
+
+def test_two_constant_sides_without_a_scale_give_no_zero_width_interval():
+    v = V.two_samples(np.full(5, 3.0), np.full(5, 1.0), higher_is_better=True, paper_effect=None)
+    assert v.verdict == V.INCONCLUSIVE and not np.isfinite(v.ci_low)
+
+
+def test_replicated_below_the_papers_effect_says_so_in_the_evidence_line():
+    x, y = scores(200, effect=0.5, sd=0.3, seed=5)
+    v = V.paired(x, y, higher_is_better=False, paper_effect=1.55)
+    assert v.verdict == V.REPLICATED and v.ci_high < 1.55
+    assert "smaller than the paper's 1.55" in v.evidence
+    big = V.paired(*scores(200, effect=2.0, sd=0.3, seed=5), higher_is_better=False, paper_effect=1.55)
+    assert "smaller" not in big.evidence

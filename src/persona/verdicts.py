@@ -12,7 +12,13 @@ subjects): never from items nested in subjects or generations nested in items.
 * **inconclusive at this scale**: everything else, always with the power this run had to detect the
   paper's effect and the number of units that 80% power would need;
 * **not testable here**: the data or model is missing, the evidence does not test the claim (e.g. two
-  methods that gave identical answers), or the input holds NaN.
+  methods that gave identical answers), or the input holds NaN;
+* **not testable on this model**: the capability check the claim rests on (``persona.gate``: steering moves
+  answers, the model reads content, personas move answers) failed or could not be decided for this model; the
+  failure, with its numbers, is then the finding.
+
+When an interval lies in the claimed direction *and* below the paper's effect, ``replicated`` takes
+precedence (the direction is what the claim states) and the evidence line adds "smaller than the paper's ...".
 
 Multiplicity: each chapter passes the number of verdicts it decides (``family_size``) and every interval
 is widened to the Bonferroni level ``1 - alpha / family_size``, so a chapter's verdicts hold together at
@@ -38,7 +44,8 @@ REPLICATED = "replicated"
 NOT_REPLICATED = "not replicated"
 INCONCLUSIVE = "inconclusive at this scale"
 NOT_TESTABLE = "not testable here"
-VERDICTS = (REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_TESTABLE)
+NOT_TESTABLE_ON_MODEL = "not testable on this model"
+VERDICTS = (REPLICATED, NOT_REPLICATED, INCONCLUSIVE, NOT_TESTABLE, NOT_TESTABLE_ON_MODEL)
 TARGET_POWER = 0.8
 
 
@@ -89,10 +96,18 @@ class Verdict:
     @property
     def evidence(self) -> str:
         """One line for a findings table: effect, interval, n, power."""
-        if self.verdict == NOT_TESTABLE and not np.isfinite(self.effect):
+        if self.verdict == NOT_TESTABLE_ON_MODEL or (self.verdict == NOT_TESTABLE and not np.isfinite(self.effect)):
             return self.reason
-        return (f"{self.effect_label} {self._num(self.effect)} {self.interval}, n = {self.n} {self.unit}; "
-                f"{self.power_text}")
+        return (f"{self.effect_label} {self._num(self.effect)} {self.interval}, n = {self.n} {self.unit}"
+                f"{self.qualifier}; {self.power_text}")
+
+    @property
+    def qualifier(self) -> str:
+        """"; smaller than the paper's X" when a replicated interval lies below the paper's effect."""
+        if (self.verdict == REPLICATED and self.paper_effect is not None and np.isfinite(self.ci_high)
+                and self.ci_high < self.paper_effect):
+            return f"; smaller than the paper's {self._num(self.paper_effect)}"
+        return ""
 
     def as_dict(self) -> dict:
         return {"verdict": self.verdict, "effect": self.effect, "ci_low": self.ci_low, "ci_high": self.ci_high,
@@ -259,10 +274,26 @@ def _constant(value: float, n: int, level: float, bound: float | None, *, unit: 
                    f"{unit} could differ, anywhere within ±{bound:g}; power is not computed for zero spread)")
 
 
+def _side_interval(v: np.ndarray, level: float, scale: tuple[float, float]) -> tuple[float, float]:
+    """Interval for one sample's mean within ``scale``: exact binomial when its units all agree, else t, clipped."""
+    lo, hi = scale
+    if np.all(v == v[0]):
+        return constant_interval(float(v[0]), v.size, level, bound=hi, low=lo)
+    half = stats.t.ppf(1 - (1 - level) / 2, v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return max(lo, float(v.mean()) - half), min(hi, float(v.mean()) + half)
+
+
 def two_samples(x: Sequence[float], y: Sequence[float], *, higher_is_better: bool, paper_effect: float | None,
                 paper_label: str = "", family_size: int = 1, alpha: float = 0.05, unit: str = "items",
-                effect_label: str = "effect", digits: int = 2) -> Verdict:
-    """Claim "X beats Y" on two independent samples of units (e.g. items of two tests): a Welch interval."""
+                effect_label: str = "effect", digits: int = 2, scale: tuple[float, float] | None = None) -> Verdict:
+    """Claim "X beats Y" on two independent samples of units (e.g. items of two tests): a Welch interval.
+
+    With ``scale`` (the range a unit's value can take, e.g. (0, 100) for a percentage): a side whose units all
+    agree is not treated as exact (zero spread is not zero uncertainty). Each side then gets its own interval at
+    ``1 - (1 - level) / 2`` (exact binomial for the constant side, t clipped to the scale for the other) and the
+    difference's interval joins them (conservative: the two sides hold together at ``level``); no power is
+    claimed. A Welch interval is clipped to the largest difference the scale allows.
+    """
     a, b = np.asarray(x, float), np.asarray(y, float)
     if a.size == 0 or b.size == 0:
         return not_testable("no data on one side")
@@ -272,9 +303,19 @@ def two_samples(x: Sequence[float], y: Sequence[float], *, higher_is_better: boo
     sign = 1 if higher_is_better else -1
     mean = sign * float(a.mean() - b.mean())
     n = int(a.size + b.size)
+    common = dict(level=level, n=n, unit=unit, paper_effect=paper_effect, paper_label=paper_label,
+                  effect_label=effect_label, digits=digits)
     if a.size < 2 or b.size < 2:
-        return decide(mean, float("nan"), float("nan"), level=level, n=n, unit=unit, paper_effect=paper_effect,
-                      paper_label=paper_label, effect_label=effect_label, digits=digits)
+        return decide(mean, float("nan"), float("nan"), **common)
+    constant = [name for name, v in (("X", a), ("Y", b)) if np.all(v == v[0])]
+    if scale is not None and constant:
+        side = 1 - (1 - level) / 2
+        (a_lo, a_hi), (b_lo, b_hi) = _side_interval(a, side, scale), _side_interval(b, side, scale)
+        low, high = (a_lo - b_hi, a_hi - b_lo) if sign > 0 else (b_lo - a_hi, b_hi - a_lo)
+        verdict = decide(mean, low, high, **common)
+        sides = " and ".join(f"all {v.size} {unit} of one side gave {float(v[0]):g}" for v in (a, b) if np.all(v == v[0]))
+        return replace(verdict, reason=f"{verdict.reason} ({sides}: an exact binomial interval for that side, each "
+                       f"side at {side:.4g}; power is not computed)")
     va, vb = a.var(ddof=1), b.var(ddof=1)
 
     def se_df(na: float, nb: float) -> tuple[float, float]:
@@ -285,13 +326,19 @@ def two_samples(x: Sequence[float], y: Sequence[float], *, higher_is_better: boo
         return math.sqrt(se2), df
 
     se, df = se_df(a.size, b.size)
-    half = stats.t.ppf(1 - (1 - level) / 2, df) * se if se > 0 else 0.0
+    if se == 0:  # both sides constant and no scale to bound them: no interval, never a zero-width one
+        return Verdict(INCONCLUSIVE, "both samples have zero spread and the scale sets no bound for an exact "
+                       "interval", effect=mean, **common)
+    half = stats.t.ppf(1 - (1 - level) / 2, df) * se
+    low, high = mean - half, mean + half
+    if scale is not None:
+        span = scale[1] - scale[0]
+        low, high = max(low, -span), min(high, span)
     power = power_t(paper_effect, se, df, level) if paper_effect is not None else float("nan")
     share = a.size / n
     needed = (n_for_power(paper_effect, lambda m: se_df(max(2.0, share * m), max(2.0, (1 - share) * m)), level)
-              if paper_effect is not None and se > 0 else None)
-    return decide(mean, mean - half, mean + half, level=level, n=n, unit=unit, paper_effect=paper_effect,
-                  paper_label=paper_label, power=power, n_needed=needed, effect_label=effect_label, digits=digits)
+              if paper_effect is not None else None)
+    return decide(mean, low, high, power=power, n_needed=needed, **common)
 
 
 def bootstrap(statistic: Callable[[np.ndarray], float], units: int, *, claimed: float, paper_effect: float | None,

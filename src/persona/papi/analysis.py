@@ -8,11 +8,13 @@ a subject's Score averages its items first), paired (the same subjects and items
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from persona import gate as G
 from persona import verdicts
 from persona.papi import metrics
 
@@ -32,6 +34,7 @@ class Comparison:
     convention: str = "corrected"
     endpoint: str = "score"
     higher_is_better: bool = False
+    needs: tuple[str, ...] = ()  # capability checks (``persona.gate``) the comparison rests on
 
 
 def paper_gap(better: str, worse: str) -> float:
@@ -64,6 +67,27 @@ def control_passes(at_top: pd.DataFrame) -> bool:
     return bool(len(rows) == 2 and (rows["alpha"] > 0).all() and rows["moved_as_intended"].all())
 
 
+def control_check(at_top: pd.DataFrame, model: str) -> G.Check:
+    """The positive control as the gate's check: at the control's largest alpha, the expected answer must rise in
+    both option orders (``at_top``: :func:`control_shifts` rows of that alpha, one per order)."""
+    rows = (at_top.reset_index() if "order" not in at_top else at_top).set_index("order")
+    parts = {}
+    for order in ("original", "reversed"):
+        if order not in rows.index:
+            parts[order] = G.Check("positive control", model, G.UNDECIDED, f"the {order} order was not run")
+            continue
+        r = rows.loc[order]
+        evidence = (f"shift {r['shift']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] at alpha {r['alpha']:g}, "
+                    f"n = {int(r['n_items'])} items")
+        status = (G.UNDECIDED if not np.isfinite(r["ci_low"]) else G.PASSED if bool(r["moved_as_intended"])
+                  else G.FAILED)
+        parts[order] = G.Check("positive control", model, status, evidence)
+    lean = {o: float(rows.loc[o, "shift"]) for o in parts if o in rows.index}
+    finding = ("steering along the agree direction moves a letter, not the content: the expected answer moves "
+               + " and ".join(f"{v:+.2f} in the {o} order" for o, v in lean.items()))
+    return G.all_of("positive control", model, parts, finding=finding)
+
+
 def methods_table(table: pd.DataFrame, methods: Sequence[str], *, calibration: str = "raw",
                   view: str = "both") -> pd.DataFrame:
     """Mean endpoints per method (rows in the given order) with 95% intervals over subjects, as text."""
@@ -90,42 +114,54 @@ def _neither(block: pd.DataFrame, method: str) -> float:
     return float(block.loc[block["method"] == method, "neither"].mean())
 
 
-def compare(tables: dict[str, pd.DataFrame], comparisons: Sequence[Comparison]) -> dict[str, verdicts.Verdict]:
+def compare(tables: dict[str, pd.DataFrame], comparisons: Sequence[Comparison], *, gate: G.Gate | None = None,
+            model: str = "") -> dict[str, verdicts.Verdict]:
     """The verdict of each comparison (family = all of them), on per-subject endpoint values.
 
-    ``tables[convention]`` is ``metrics.endpoints`` in that convention; raw probabilities, both orders. The
-    analysis set is the subjects with a value for both methods (a generated answer the parser could not read
-    can leave a whole domain without one); the reason names any subject left out. A comparison whose methods
-    were not run, or whose two methods gave the same value for every subject, is *not testable here*: the
-    endpoint cannot separate them (the reason gives how often each answered "Neither").
+    ``tables[convention]`` is ``metrics.endpoints`` in that convention; raw probabilities, both orders. A
+    comparison that ``needs`` a capability check goes through ``gate`` for ``model`` first: if the check did not
+    pass, the verdict is "not testable on this model" and nothing is computed. The analysis set is the subjects
+    with a value for both methods (a generated answer the parser could not read can leave a whole domain without
+    one); every branch names the subjects left out. A comparison whose methods were not run, or whose two methods
+    gave the same value for every subject, is *not testable here*: the endpoint cannot separate them (the reason
+    gives how often each answered "Neither" on the analysed subjects).
     """
     out = {}
     for c in comparisons:
-        table = tables[c.convention]
-        block = table[(table["calibration"] == "raw") & (table["view"] == "both")]
-        values = {m: block[block["method"] == m].set_index("subject")[c.endpoint] for m in (c.better, c.worse)}
-        if any(v.empty for v in values.values()):
-            out[c.key] = verdicts.not_testable(f"{c.better} or {c.worse} was not run")
-            continue
-        both = pd.DataFrame(values).dropna()
-        left_out = len(set(values[c.better].index) | set(values[c.worse].index)) - len(both)
-        if len(both) and (both[c.better] == both[c.worse]).all():
-            out[c.key] = verdicts.not_testable(
-                f"both gave the same {c.endpoint} for every one of {len(both)} subjects (they answered 'Neither' on "
-                f"{_neither(block, c.better):.0%} and {_neither(block, c.worse):.0%} of the items): the endpoint "
-                f"cannot separate them at this scale")
-            continue
-        label = (f"{c.endpoint}({c.worse}) - {c.endpoint}({c.better})" if not c.higher_is_better
-                 else f"{c.endpoint}({c.better}) - {c.endpoint}({c.worse})")
-        verdict = verdicts.paired(both[c.better], both[c.worse], higher_is_better=c.higher_is_better,
-                                  paper_effect=c.paper_effect, paper_label=c.paper_label,
-                                  family_size=len(comparisons), effect_label=label,
-                                  bound=metrics.ENDPOINT_SPAN.get(c.endpoint))
-        if left_out:
-            verdict = replace(verdict, reason=f"{verdict.reason} ({left_out} subject(s) without a value for one "
-                                              f"method left out)")
-        out[c.key] = verdict
+        decide = partial(_compare_one, tables, c, len(comparisons))
+        out[c.key] = (gate.decide(decide, needs=[(name, model) for name in c.needs]) if c.needs and gate is not None
+                      else decide())
     return out
+
+
+def _left_out_text(dropped: Sequence) -> str:
+    return (f" ({len(dropped)} subject(s) without a value for one method left out: "
+            f"{', '.join(str(s) for s in dropped)})") if len(dropped) else ""
+
+
+def _compare_one(tables: dict[str, pd.DataFrame], c: Comparison, family_size: int) -> verdicts.Verdict:
+    table = tables[c.convention]
+    block = table[(table["calibration"] == "raw") & (table["view"] == "both")]
+    values = {m: block[block["method"] == m].set_index("subject")[c.endpoint] for m in (c.better, c.worse)}
+    if any(v.empty for v in values.values()):
+        return verdicts.not_testable(f"{c.better} or {c.worse} was not run")
+    both = pd.DataFrame(values).dropna()
+    dropped = sorted((set(values[c.better].index) | set(values[c.worse].index)) - set(both.index), key=str)
+    left_out = _left_out_text(dropped)
+    if both.empty:
+        return verdicts.not_testable(f"no subject has a value for both methods{left_out}")
+    if (both[c.better] == both[c.worse]).all():
+        analysed = block[block["subject"].isin(both.index)]
+        return verdicts.not_testable(
+            f"both gave the same {c.endpoint} for every one of {len(both)} subjects (they answered 'Neither' on "
+            f"{_neither(analysed, c.better):.0%} and {_neither(analysed, c.worse):.0%} of the items): the endpoint "
+            f"cannot separate them{left_out}")
+    label = (f"{c.endpoint}({c.worse}) - {c.endpoint}({c.better})" if not c.higher_is_better
+             else f"{c.endpoint}({c.better}) - {c.endpoint}({c.worse})")
+    verdict = verdicts.paired(both[c.better], both[c.worse], higher_is_better=c.higher_is_better,
+                              paper_effect=c.paper_effect, paper_label=c.paper_label, family_size=family_size,
+                              effect_label=label, bound=metrics.ENDPOINT_SPAN.get(c.endpoint))
+    return replace(verdict, reason=f"{verdict.reason}{left_out}") if left_out else verdict
 
 
 def endpoint_differences(tables: dict[str, pd.DataFrame], better: str, worse: str,

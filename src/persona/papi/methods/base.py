@@ -200,7 +200,11 @@ def selection_loss(answers: Answers, subject: Subject, items: Sequence[Item], co
                    criterion: str = "score") -> float:
     """What a method minimises on validation items for one subject: the paper's Score (sum over domains of
     the per-domain MAE of the chosen option) or, with ``criterion="expected"``, the same sum for the expected
-    answer (continuous, so it rarely ties when a small model answers the middle option everywhere)."""
+    answer (continuous, so it rarely ties when a small model answers the middle option everywhere).
+
+    A domain with no readable answer makes the loss infinite: the candidate is inadmissible. (Summing the other
+    domains instead would let an alpha whose answers are all unparseable score 0.0 and win. PAlign charges such
+    a candidate 1e6, but still scores a domain on whichever of its answers could be read.)"""
     if criterion not in ("score", "expected"):
         raise ValueError(f"criterion must be 'score' or 'expected', got {criterion!r}")
     preds = answers.frame(subject=subject.case, method="selection")
@@ -208,8 +212,12 @@ def selection_loss(answers: Answers, subject: Subject, items: Sequence[Item], co
         preds["predicted"] = preds["expected"]
     truth = answers_frame([subject], list(items))
     per = metrics.subject_domain_mae(preds[["method", "subject", "item", "predicted"]], truth, convention)
-    value = float(np.nansum(per.to_numpy()))
-    return value if np.isfinite(value) else float("inf")
+    target = truth["stored"] if convention == "paper" else truth["agreement"]
+    scored = sorted(set(truth.loc[target.notna(), "domain"]))  # domains the subject answered
+    values = per.reindex(columns=scored).to_numpy(dtype=float)
+    if values.size < len(scored) or not np.isfinite(values).all():
+        return float("inf")  # a domain the subject answered got no readable answer: inadmissible
+    return float(values.sum())
 
 
 def split_known(items: Sequence[Item], *, val_fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
