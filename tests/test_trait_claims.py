@@ -92,18 +92,25 @@ def test_trait_against_the_proxy_points_the_claimed_way():
     assert worse.verdict == V.NOT_REPLICATED and "opposite" in worse.reason
 
 
-def test_no_explicit_refusal_on_either_side_is_not_testable_and_says_why():
+def test_no_explicit_refusal_on_either_side_fails_the_refusal_check_with_its_exact_bound():
+    from persona import gate as G
+
     frame = pd.DataFrame({"key": ["a", "b"], "refused": [0.0, 0.0], "unparseable": [50.0, 0.0],
                           "generations": [3, 3]})
-    v = claims.lower_than_proxy(frame, frame, "refusal", family_size=FAMILY)
-    assert v.verdict == V.NOT_TESTABLE and "refused none" in v.evidence
+    check = claims.refusal_check(frame, frame, "m", family_size=FAMILY)
+    assert check.status == G.FAILED and "refused none of its 12" in check.finding
+    assert f"{V.could_differ(12, 1 - 0.05 / FAMILY):.1%}" in check.finding
+    v = G.gated(claims.lower_than_proxy(frame, frame, "refusal", family_size=FAMILY), check)
+    assert v.verdict == V.NOT_TESTABLE_ON_MODEL and "refused none" in v.evidence
+    some = frame.assign(refused=[0.0, 100 / 3])
+    assert claims.refusal_check(frame, some, "m").passed
 
 
 def persona_items(intended_high, intended_low, traits):
     rows = []
     for i, (h, lo, t) in enumerate(zip(intended_high, intended_low, traits)):
-        rows += [{"model": "m", "trait": t, "key": f"{t}/{i}", "persona": "high", "intended": h},
-                 {"model": "m", "trait": t, "key": f"{t}/{i}", "persona": "low", "intended": lo}]
+        rows += [{"model": "m", "trait": t, "key": f"{t}/{i}", "persona": "high", "intended": h, "shift": h - 50},
+                 {"model": "m", "trait": t, "key": f"{t}/{i}", "persona": "low", "intended": lo, "shift": lo - 50}]
     return pd.DataFrame(rows)
 
 
@@ -127,7 +134,63 @@ def test_named_hard_directions_against_the_other_traits():
     v = claims.persona_hard(persona_items(high, low, traits), family_size=FAMILY)
     assert v.verdict == V.REPLICATED and 35 < v.effect < 65
     assert v.n == 50 + 50 + 300  # P items (high), C items (low), the six other traits' items once each
-    assert "other traits (300 items) minus the named directions (100 items)" in v.evidence
+    assert "other traits (300 items) minus the named directions (100 items, the smaller group)" in v.evidence
     even = claims.persona_hard(persona_items(100 * (rng.random(400) < .9), 100 * (rng.random(400) < .9), traits),
                                family_size=FAMILY)
     assert even.verdict != V.REPLICATED
+
+
+def test_named_directions_are_measured_by_the_shift_not_the_lean():
+    """A model that leans "low" on psychopathy items without any persona: its high-psychopathy share is low
+    (it carries the lean), but the persona moves it as much as any other trait. Measured by the shift, the
+    named directions are not less responsive."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(400):
+        t = TRAITS[i % 8]
+        base_high = 0.1 if t == "Psychopathy" else 0.5  # the model's own lean
+        for persona, base in (("high", base_high), ("low", 1 - base_high)):
+            intended = 100 * min(1.0, base + 0.3 + rng.normal(0, 0.05))
+            rows.append({"model": "m", "trait": t, "key": f"{t}/{i}", "persona": persona, "intended": intended,
+                         "shift": intended - 100 * base})
+    v = claims.persona_hard(pd.DataFrame(rows), family_size=FAMILY)
+    assert v.verdict != V.REPLICATED and abs(v.effect) < 5
+
+
+def test_the_persona_control_passes_when_personas_move_answers_apart_and_bounds_a_model_that_ignores_them():
+    from persona import gate as G
+
+    rng = np.random.default_rng(3)
+    traits = [TRAITS[i % 8] for i in range(32)]
+    moved = persona_items(100 * (rng.random(32) < 0.9), 100 * (rng.random(32) < 0.9), traits)
+    assert claims.persona_check(moved, "m", family_size=FAMILY).passed
+    ignored = persona_items([100.0] * 32, [0.0] * 32, traits)  # same answer whatever the persona
+    check = claims.persona_check(ignored, "smol", family_size=FAMILY)
+    assert check.status == G.FAILED
+    assert "ignores persona prompts" in check.finding and "all 32 items" in check.finding
+    assert f"at most {V.could_differ(32, 1 - 0.05 / FAMILY):.0%}" in check.finding and "exact 99.4% bound" in check.finding
+    gated = G.gated(claims.persona_moves(ignored, family_size=FAMILY), check)
+    assert gated.verdict == V.NOT_TESTABLE_ON_MODEL
+
+
+def test_the_content_check_fails_a_letter_answering_model_and_passes_a_content_reader():
+    from persona import gate as G
+
+    rng = np.random.default_rng(6)
+    truth = rng.random(60) < 0.5
+
+    def decisions(rev_agrees: bool):
+        rows = []
+        for k, high in enumerate(truth):
+            for template in range(3):
+                orig = float(high) if rev_agrees else float(k % 2)
+                rev = orig if rev_agrees else 1 - orig  # a letter habit: the reversed order gives the other one
+                noise = rng.random() < 0.1
+                rows.append({"model": "m", "key": f"k{k}", "trait": "Openness", "template": template,
+                             "orig": orig if not noise else 1 - orig, "rev": rev, "fixed": orig})
+        return pd.DataFrame(rows)
+
+    reads = claims.content_check(decisions(True), "reader", n_boot=300)
+    letters = claims.content_check(decisions(False), "letters", n_boot=300)
+    assert reads.passed and letters.status == G.FAILED
+    assert "by option position" in letters.finding

@@ -158,8 +158,12 @@ def test_model_differences_pair_items_and_permutation_p_values_behave():
     b = a.assign(model="b", score=[0.0] * 10 + [0.0, np.nan])  # k11 is missing for b: left out
     table = model_differences(pd.concat([a, b]), "a", "b", n_perm=999).iloc[0]
     assert table["n_items"] == 11 and table["difference"] == pytest.approx(1000 / 11)
-    assert table["p_permutation"] < 0.01
+    # as extreme: the ten +100s all of one sign (2 patterns), whatever the sign of the 0 (x2), of 2^11
+    assert table["p_sign_flip"] == pytest.approx(4 / 2 ** 11) and table["exact"]
     assert sign_flip_pvalue(np.zeros(5)) == 1.0
+    # 8 discrete differences: the exact p counts the 256 sign patterns (3 of +100, 5 of 0: |mean| >= 37.5 in
+    # 2 of the 8 patterns of the nonzero signs -> 0.25), where the t test says 0.08
+    assert sign_flip_pvalue([100.0, 100.0, 100.0, 0, 0, 0, 0, 0]) == pytest.approx(2 / 8)
     rng = np.random.default_rng(0)
     p_null = [sign_flip_pvalue(rng.normal(size=20), n_perm=199, seed=k) for k in range(200)]
     assert 0.02 < np.mean(np.array(p_null) < 0.05) < 0.10  # about 5% under no difference

@@ -227,33 +227,41 @@ def persona_summary(items: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return out.sort_values(["model", "trait", "persona"], kind="stable").reset_index(drop=True)
 
 
-def sign_flip_pvalue(differences, *, n_perm: int = 2000, seed: int = 0) -> float:
+def sign_flip_pvalue(differences, *, n_perm: int = 2000, seed: int = 0, exact_up_to: int = 16) -> float:
     """Two-sided permutation p-value of a mean paired difference: swapping the two models' answers on an
-    item flips the sign of its difference, so under "same personality" every sign pattern is as likely."""
+    item flips the sign of its difference, so under "same personality" every sign pattern is as likely.
+
+    Up to ``exact_up_to`` items every one of the 2^n sign patterns is enumerated (the exact p, which a few
+    discrete differences need: a Monte Carlo or t approximation can disagree with it); beyond, ``n_perm``
+    random patterns."""
     d = np.asarray(differences, float)
     d = d[np.isfinite(d)]
     if d.size == 0 or not d.any():
         return float("nan") if d.size == 0 else 1.0
+    observed = abs(d.mean()) - 1e-12
+    if d.size <= exact_up_to:
+        patterns = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)
+        return float((np.abs((patterns * d).mean(axis=1)) >= observed).mean())
     rng = np.random.default_rng(seed)
     flips = rng.choice([-1.0, 1.0], size=(n_perm, d.size))
     null = np.abs((flips * d).mean(axis=1))
-    return float((1 + (null >= abs(d.mean()) - 1e-12).sum()) / (n_perm + 1))
+    return float((1 + (null >= observed).sum()) / (n_perm + 1))
 
 
-def model_differences(scores: pd.DataFrame, first: str, second: str, *, level: float = 0.95,
-                      n_perm: int = 2000, seed: int = 0) -> pd.DataFrame:
+def model_differences(scores: pd.DataFrame, first: str, second: str, *, n_perm: int = 2000,
+                      seed: int = 0) -> pd.DataFrame:
     """Per trait: both models' mean item scores on the items both answered, the paired difference
-    (first - second) with a t interval over items, and a label-permutation p-value."""
+    (first - second) and its sign-flip p-value (exact for up to 16 items). No t interval: with a few discrete
+    differences (0 or +-100 per item) it can disagree with the exact test."""
     wide = scores[scores["model"].isin([first, second])].pivot_table(
         index=["trait", "key"], columns="model", values="score").dropna()
     rows = []
     for trait in [t for t in TRAITS if t in wide.index.get_level_values("trait")]:
         part = wide.loc[trait]
         diff = part[first] - part[second]
-        ci = mean_interval(diff, level, bounds=(-100.0, 100.0))
         rows.append({"trait": trait, first: float(part[first].mean()), second: float(part[second].mean()),
-                     "difference": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
-                     "p_permutation": sign_flip_pvalue(diff, n_perm=n_perm, seed=seed), "n_items": ci["n_items"]})
+                     "difference": float(diff.mean()), "p_sign_flip": sign_flip_pvalue(diff, n_perm=n_perm, seed=seed),
+                     "exact": len(diff) <= 16, "n_items": len(diff)})
     return pd.DataFrame(rows)
 
 
