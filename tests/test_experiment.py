@@ -92,3 +92,29 @@ def test_a_sharded_run_reports_what_other_shards_still_owe(tmp_path):
     got = ex.run(methods, setup, store, StageTimer(), shard=(0, 2))
     assert got["subject"].nunique() == 2  # positions 0 and 2 of the sample
     assert ex.missing(store, ["no-change"], setup) == [("no-change", setup.subjects[1].case)]
+
+
+def test_the_alignment_notebooks_take_their_defaults_from_one_place():
+    """Notebooks 02, 03 and 05 assign exactly ``experiment.DEFAULTS`` in their parameters cells (05 adds its own)."""
+    from persona.runbook import NOTEBOOK_DIR, notebook_defaults
+
+    for stem in ("02_alignment", "03_cost", "05_transfer"):
+        cell = notebook_defaults(NOTEBOOK_DIR / f"{stem}.ipynb")
+        shared = {k: v for k, v in cell.items() if not k.startswith("transfer_")}
+        assert shared == ex.DEFAULTS, stem
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"control_alphas": []}, "control_alphas"),
+    ({"control_alphas": [-8, 0]}, "positive alpha"),
+    ({"control_k_shares": [0.0]}, "control_k_shares"),
+    ({"methods": "no-change"}, "list of method names"),
+    ({"n_boot": 0}, "n_boot"),
+    ({"n_boot": -5}, "n_boot"),
+    ({"n_subjects": -5}, "n_subjects"),
+    ({"shard": "3/2"}, "shard"),
+    ({"threads": -1}, "threads"),
+])
+def test_every_alignment_parameter_is_checked_before_any_model_loads(bad, message):
+    with pytest.raises(ValueError, match=message):
+        ex.check_parameters({**ex.DEFAULTS, **bad})

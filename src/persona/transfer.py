@@ -28,9 +28,13 @@ from persona.steering import find_head_layout, steer
 from persona.trait.items import BIG_FIVE, SHORT, TraitItem
 from persona.trait.prompts import TEMPLATES, trait_grid
 from persona.trait.scoring import RAW_COLS, decisions, trait_score
-from persona.verdicts import Verdict, not_testable
+from persona import gate as G
+from persona import verdicts as V
+from persona.verdicts import Verdict
 
 CONDITIONS = ("unchanged", "few-shot", "pas")
+#: The modules whose code produces the transfer results (the results folder's code fingerprint).
+PRODUCING_MODULES = ("persona.transfer", "persona.trait.items", "persona.trait.prompts", "persona.engine")
 #: TRAIT's Big-Five trait -> the IPIP-NEO domain letter.
 DOMAIN_OF = {trait: SHORT[trait] for trait in BIG_FIVE}
 
@@ -93,18 +97,6 @@ def run_transfer(engine, items: Sequence[TraitItem], subjects: Sequence[Subject]
     return pd.concat([*copies, frame[frame["condition"] != "unchanged"]], ignore_index=True)
 
 
-def gated_by_control(verdict: Verdict, control_passed: bool | None) -> Verdict:
-    """A PAS transfer verdict means something only if steering moves the model's IPIP answers at all (the
-    alignment chapter's positive control). ``False``: *not testable here*; ``None`` (the control was not run
-    into this results folder): the verdict as it is."""
-    if control_passed is False:
-        return not_testable("the alignment chapter's positive control does not pass (steering does not move this "
-                            "model's IPIP answers as intended), so PAS's carry-over is not tested: "
-                            f"{verdict.effect_label} was {verdict.effect:+.2f}" if np.isfinite(verdict.effect) else
-                            "the alignment chapter's positive control does not pass")
-    return verdict
-
-
 def trait_profiles(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (subject, condition, trait): the trait score (fixed rule, both orders) and its item count."""
     dec = decisions(rows, keys=("subject", "condition", "key", "trait", "template"))
@@ -145,3 +137,43 @@ def across_subjects(profiles: pd.DataFrame, ipip: pd.DataFrame) -> pd.DataFrame:
         rows.append({"condition": condition, "domain": domain, "n_subjects": len(block),
                      "r": float(stats.pearsonr(block["score"], block["ipip"]).statistic) if ok else np.nan})
     return pd.DataFrame(rows).pivot(index="condition", columns="domain", values="r").reindex(columns=list(DOMAINS))
+
+
+def person_specific(profiles: pd.DataFrame, ipip: pd.DataFrame) -> pd.DataFrame:
+    """Per (condition, subject): how much better the model aligned to subject i matches i's IPIP profile than
+    the other subjects' profiles: r(model_i, IPIP_i) - mean over j != i of r(model_i, IPIP_j) (Pearson r over
+    the five domains). A model that answers the same way whatever the person (or shifts every profile alike)
+    scores 0 in expectation, however well its one profile matches people's average shape: the contrast carries
+    only person-specific information. NaN when model_i's five scores do not vary."""
+    model = profiles.pivot_table(index=["condition", "subject"], columns="domain", values="score")
+    people = ipip.pivot(index="subject", columns="domain", values="ipip")
+    domains = [d for d in DOMAINS if d in model.columns and d in people.columns]
+    rows = []
+    for (condition, subject), scores in model[domains].iterrows():
+        if scores.nunique() < 2 or subject not in people.index or len(people) < 2:
+            rows.append({"condition": condition, "subject": subject, "matched": np.nan, "mismatched": np.nan,
+                         "contrast": np.nan})
+            continue
+        r = {j: float(np.corrcoef(scores.to_numpy(float), people.loc[j, domains].to_numpy(float))[0, 1])
+             for j in people.index}
+        others = [v for j, v in r.items() if j != subject]
+        rows.append({"condition": condition, "subject": subject, "matched": r[subject],
+                     "mismatched": float(np.mean(others)), "contrast": r[subject] - float(np.mean(others))})
+    return pd.DataFrame(rows)
+
+
+def transfer_verdict(contrasts: pd.DataFrame, profiles: pd.DataFrame, condition: str, *, family_size: int,
+                     model: str) -> Verdict:
+    """Does ``condition`` carry the person over (the person-specific contrast above 0, subjects as units)?
+
+    Not testable on this model when the condition gave the same TRAIT profile for every subject (nothing of the
+    person reached the scenarios, so there is no contrast to estimate)."""
+    block = profiles[profiles["condition"] == condition].pivot_table(index="subject", columns="domain", values="score")
+    if len(block) >= 2 and (block.nunique() <= 1).all():
+        return Verdict(V.NOT_TESTABLE_ON_MODEL, f"the {condition} condition gave {model} the same TRAIT profile for all "
+                       f"{len(block)} subjects: nothing of the person reached the scenarios")
+    values = contrasts.loc[contrasts["condition"] == condition].set_index("subject")["contrast"].dropna()
+    if values.empty:
+        return V.not_testable(f"no subject's {condition} profile varies across the five domains")
+    return V.paired(values, pd.Series(0.0, index=values.index), higher_is_better=True, paper_effect=None,
+                    family_size=family_size, effect_label=f"r(matched) - r(mismatched), {condition}", bound=2.0)

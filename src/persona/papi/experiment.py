@@ -1,5 +1,9 @@
 """The PAPI experiment: a seeded paired sample, every method on every subject, and what it records.
 
+``open_run(parameters)`` is how a chapter opens an alignment run: it checks the notebook's parameters (the names
+of ``DEFAULTS``, the single source of the chapters' defaults), draws the sample, loads the model and opens the
+verified results folder, and returns them as one :class:`Run`.
+
 ``AlignmentSettings`` says what is run (checked before any model loads); ``papi_setup`` draws the sample:
 subjects at random, held-out (and, at small scale, known) items stratified by domain and keying sign, the
 same for every method (paired). ``make_method`` builds a method from its name; ``run`` fits and answers
@@ -19,7 +23,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -79,7 +84,7 @@ class AlignmentSettings:
     palign_subjects: int | None = None  # the first subjects of the sample that also get PAlign's pipeline
     dpo_method: str | None = None
     dpo_subjects: int = 1  # the first subjects of the sample that also get DPO
-    dpo: DPOSettings = field(default_factory=DPOSettings)
+    dpo: DPOSettings = field(default_factory=lambda: DPOSettings(learning_rates=(5e-4,), max_steps=2, eval_every=1))
     alphas: tuple[float, ...] = (0, 4)
     k_share: float = K_SHARE
     contrast: str = "content"
@@ -132,6 +137,111 @@ def settings_from(params: dict) -> AlignmentSettings:
                         "palign_subjects", "dpo_method", "dpo_subjects", "alphas", "k_share", "contrast", "seed",
                         "batch_size") if name in params and name in defaults},
         dpo=dpo)
+
+
+#: The alignment chapters' parameters and their defaults (the smoke scale): the one source of the values that the
+#: parameters cells of notebooks 02, 03 and 05 assign (a test holds the cells to it). The profiles override them.
+DEFAULTS: dict = {
+    "profile": "smoke", "model": "smollm2-135m-instruct", "dtype": "auto",
+    "n_subjects": 2, "n_test_per_domain": 1, "n_known_per_domain": 2,
+    "methods": ["no-change", "few-shot[corrected]", "pas[honest,corrected]"],
+    "palign_methods": ["few-shot[paper]", "p2", "pas[paper,paper]"], "palign_subjects": None,
+    "dpo_method": "dpo[corrected]", "dpo_subjects": 1, "dpo_learning_rates": [5e-4], "dpo_max_steps": 2,
+    "dpo_eval_every": 1, "dpo_patience": 2, "dpo_batch_size": 8,
+    "alphas": [0, 4], "k_share": K_SHARE, "contrast": "content",
+    "control_alphas": [-8, 0, 8], "control_k_shares": [K_SHARE],
+    "batch_size": 8, "n_boot": 200, "seed": 0, "threads": 0, "shard": None, "results_dir": None,
+}
+
+
+def _number_list(params: dict, name: str, *, allow_empty: bool = False) -> list[float]:
+    value = params.get(name, DEFAULTS[name])
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or (not value and not allow_empty) \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        raise ValueError(f"{name} must be a non-empty list of numbers, got {value!r}")
+    return list(value)
+
+
+def check_parameters(params: dict) -> AlignmentSettings:
+    """Every alignment parameter checked before any model loads: the settings, the list parameters the settings
+    do not hold (``control_alphas`` needs 0 and a positive alpha, ``control_k_shares`` shares in (0, 1]),
+    ``n_boot``, ``threads`` and ``shard``. Raises ``ValueError`` naming the parameter and what it allows."""
+    for name in ("methods", "palign_methods"):
+        if isinstance(params.get(name), str):
+            raise ValueError(f"{name} must be a list of method names, got the string {params[name]!r} "
+                             f"(write [{params[name]!r}])")
+    settings = settings_from(params)
+    control = _number_list(params, "control_alphas")
+    if 0 not in control or max(control) <= 0:
+        raise ValueError(f"control_alphas must contain 0 (no steering) and a positive alpha, got {control!r}")
+    shares = _number_list(params, "control_k_shares")
+    if not all(0 < k <= 1 for k in shares):
+        raise ValueError(f"control_k_shares must be shares of all heads in (0, 1], got {shares!r}")
+    n_boot, threads = params.get("n_boot", DEFAULTS["n_boot"]), params.get("threads", DEFAULTS["threads"])
+    if not isinstance(n_boot, int) or isinstance(n_boot, bool) or n_boot < 100:
+        raise ValueError(f"n_boot must be an integer of at least 100 (bootstrap resamples), got {n_boot!r}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
+        raise ValueError(f"threads must be 0 (torch's default) or a positive integer, got {threads!r}")
+    parse_shard(params.get("shard"))
+    return settings
+
+
+@dataclass
+class Run:
+    """An open alignment run: what every alignment chapter needs, opened in one call (:func:`open_run`)."""
+
+    settings: AlignmentSettings
+    setup: "PapiSetup"
+    model: str
+    engine: Any
+    store: ResultStore
+    timer: StageTimer
+    activations: "Activations"
+    params: dict
+    shard: tuple[int, int] | None
+
+    @property
+    def llm(self):
+        return self.engine.model
+
+    @property
+    def total_heads(self) -> int:
+        config = self.engine.model.config
+        return config.num_hidden_layers * config.num_attention_heads
+
+
+def open_run(parameters: dict, *, model: str | None = None) -> Run:
+    """Open an alignment run from a notebook's parameters (``globals()``; missing names take ``DEFAULTS``).
+
+    Checks every parameter first, seeds torch, sets its threads, draws the sample, loads the model (``model``
+    overrides the parameter, e.g. for a second model in the same chapter), and opens the verified results folder
+    ``<results_dir or results/papi/<profile>/<model>>/<hash of model, dtype, settings and code>``.
+    """
+    import torch
+
+    from persona.engine import Engine
+    from persona.models import load_model
+    from persona.paths import results_dir as results_root
+    from persona.runs import code_fingerprint, params_folder
+
+    params = {**DEFAULTS, **{k: v for k, v in parameters.items() if k in DEFAULTS}}
+    settings = check_parameters(params)
+    shard = parse_shard(params["shard"])
+    name = model or params["model"]
+    if params["threads"]:
+        torch.set_num_threads(params["threads"])
+    torch.manual_seed(params["seed"])
+    setup = papi_setup(settings)
+    llm, tokenizer = load_model(name, dtype=params["dtype"])
+    engine = Engine(llm, tokenizer, batch_size=settings.batch_size)
+    record = {"model": name, "dtype": str(llm.dtype), "settings": repr(settings),
+              "code": code_fingerprint(*PRODUCING_MODULES)}
+    base = (Path(params["results_dir"]) if params["results_dir"]
+            else results_root("papi", params["profile"], name.replace("/", "__")))
+    store = ResultStore(params_folder(base, record), record, code=record["code"])
+    timer = StageTimer()
+    return Run(settings, setup, name, engine, store, timer,
+               Activations(engine, setup, timer, batch_size=settings.batch_size), record, shard)
 
 
 @dataclass
@@ -329,6 +439,6 @@ def sample_table(setup: PapiSetup) -> pd.DataFrame:
     return frame.value_counts().unstack("sign", fill_value=0).reindex(list(papi.DOMAINS))
 
 
-__all__ = ["AlignmentSettings", "Activations", "PapiSetup", "PRODUCING_MODULES", "expressed_levels",
+__all__ = ["AlignmentSettings", "Activations", "DEFAULTS", "PapiSetup", "Run", "check_parameters", "open_run", "PRODUCING_MODULES", "expressed_levels",
            "floor_predictions", "make_method", "missing", "papi_setup", "parse_method", "records", "run",
            "sample_table", "stratified_items", "subject_values"]
