@@ -147,3 +147,36 @@ def test_selfreport_masks_survive_the_csv_round_trip(tmp_path):
     assert dec.loc["low0", "mask"] == "0011" and dec.loc["high0", "mask"] == "1100"
     assert dec.loc["high0", "fixed"] == 1.0 and dec.loc["low0", "fixed"] == 0.0
     assert np.isfinite(dec["mass"]).all()
+
+
+def test_notebook_parameters_are_checked_as_settings_and_a_string_is_not_a_list():
+    from persona.trait.run import TraitSettings
+
+    params = {"models": ["smollm2-135m-instruct"], "per_trait": 2, "templates": [0, 1, 2], "threads": None,
+              "results_dir": None, "other_sizes": {}, "detail_models": None}
+    settings = TraitSettings.from_parameters(params)
+    assert settings.models == ("smollm2-135m-instruct",) and settings.per_trait == 2
+    with pytest.raises(ValueError, match="models must be a list"):
+        TraitSettings.from_parameters({**params, "models": "smollm2-135m-instruct"})
+    for bad in (0, -5, 99):
+        with pytest.raises(ValueError, match="n_boot"):
+            TraitSettings.from_parameters({**params, "n_boot": bad})
+
+
+@pytest.mark.parametrize("change", [{"shard_size": 8}, {"batch_size": 4}, {"max_new_tokens": 3},
+                                    {"templates": (0, 2)}, {"per_trait": 1, "persona_per_trait": 1,
+                                                            "refusal_per_trait": 1, "bare_per_trait": 1}])
+def test_a_setting_that_changes_stored_results_never_reuses_them(tok, tmp_path, change):
+    """Re-running with another shard size used to return 48 rows (16 prompts twice, 16 missing) from the folder
+    of the default size. Every setting that shapes the stored rows opens its own folder."""
+    mirror_or_skip()
+    base = dict(models=("a",), per_trait=2, persona_per_trait=1, refusal_per_trait=1, bare_per_trait=1,
+                selfreport_per_trait_level=1, max_new_tokens=4, batch_size=8, shard_size=16)
+    with torch_threads(1):
+        run_trait(TraitSettings(**base), tmp_path, load=tiny_loader(tok))
+        changed = TraitSettings(**{**base, **change})
+        again = run_trait(changed, tmp_path, load=tiny_loader(tok))
+    main = again.frames["main"]
+    per_trait = changed.per_trait
+    assert len(main) == 8 * per_trait * len(changed.templates) * 2
+    assert not main.duplicated(["key", "template", "order"]).any()

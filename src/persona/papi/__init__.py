@@ -19,6 +19,7 @@ from persona.papi.data import (
     N_ITEMS,
     OPTIONS,
     Convention,
+    DataSettings,
     Item,
     PapiDataError,
     Split,
@@ -40,7 +41,7 @@ from persona.papi.data import (
 )
 
 __all__ = [
-    "DOMAIN_NAMES", "DOMAINS", "MISSING", "N_ITEMS", "OPTIONS", "Convention", "Item", "PapiDataError", "Split",
+    "DOMAIN_NAMES", "DOMAINS", "MISSING", "N_ITEMS", "OPTIONS", "Convention", "DataSettings", "Item", "PapiDataError", "Split",
     "Subject", "agreement", "agreement_to_keyed", "answers_frame", "items_by_number", "keyed", "load_item_key",
     "load_split", "load_subjects", "load_subjects_table", "option_text", "shown_value", "split_items",
     "stored_to_agreement", "subjects_from_frame",

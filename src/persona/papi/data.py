@@ -206,8 +206,37 @@ def _subject_from_record(record: Mapping[str, object], index: int, origin: str, 
     return Subject(case=case, index=index, answers=answers)
 
 
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit (n_subjects) must be a positive integer or None (all), got {limit!r}")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The data chapter's parameters, checked before any work (a slice such as ``[:-5]`` silently dropped
+    subjects, and ``n_boot=0`` turned every interval into ``[nan, nan]``)."""
+
+    n_subjects: int | None = 300
+    n_boot: int = 200
+    n_folds: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("n_subjects", 2, 300), ("n_boot", 100, 1_000_000), ("n_folds", 2, 300)):
+            value = getattr(self, name)
+            if name == "n_subjects" and value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+        if self.n_subjects is not None and self.n_folds > self.n_subjects:
+            raise ValueError(f"n_folds={self.n_folds} exceeds n_subjects={self.n_subjects}: every fold needs subjects")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+
+
 def load_subjects(limit: int | None = None, path: Path | str | None = None) -> list[Subject]:
     """Subjects of PAlign's ``Test-set.json`` (300), in file order, validated on load."""
+    _check_limit(limit)
     path = Path(path) if path is not None else fetch("papi/Test-set.json")
     try:
         records = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -223,6 +252,7 @@ def load_subjects(limit: int | None = None, path: Path | str | None = None) -> l
 
 def subjects_from_frame(frame: pd.DataFrame, origin: str = "frame", limit: int | None = None) -> list[Subject]:
     """Subjects from a wide table with answer columns i1..i300 (or I1..I300) and optionally a case column."""
+    _check_limit(limit)
     frame = frame.iloc[:limit] if limit is not None else frame
     case_key = next((c for c in frame.columns if str(c).lower() == "case"), None)
     subjects = [

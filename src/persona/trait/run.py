@@ -107,8 +107,9 @@ class TraitSettings:
         unknown = set(self.detail_models or ()) - set(self.models)
         if unknown:
             raise ValueError(f"detail_models {sorted(unknown)} are not in models {list(self.models)}")
-        for name in ("max_new_tokens", "batch_size", "shard_size", "n_boot"):
+        for name in ("max_new_tokens", "batch_size", "shard_size"):
             _count(getattr(self, name), name, allow_none=False)
+        _count(self.n_boot, "n_boot", allow_none=False, minimum=100)
         if isinstance(self.min_label_mass, bool) or not isinstance(self.min_label_mass, (int, float)) \
                 or not 0 <= self.min_label_mass < 1:
             raise ValueError(f"min_label_mass must be a number in [0, 1), got {self.min_label_mass!r}")
@@ -131,6 +132,24 @@ class TraitSettings:
             if first is not None and (other["per_trait"] is None or other["per_trait"] > first):
                 raise ValueError(f"other_sizes.per_trait={other['per_trait']} exceeds per_trait={first}: later "
                                  f"models answer a subsample of the first model's items")
+
+    @classmethod
+    def from_parameters(cls, params: dict) -> "TraitSettings":
+        """The settings from a notebook's parameters (``globals()``): every field the notebook assigns, lists as
+        tuples. A string where a list is expected is an error naming the parameter (``tuple("abc")`` would
+        silently ask for models "a", "b", "c")."""
+        names = [f for f in cls.__dataclass_fields__ if f in params and f != "extra"]
+        values = {}
+        for name in names:
+            value = params[name]
+            if name in ("models", "detail_models", "templates", "persona_templates") and isinstance(value, str):
+                raise ValueError(f"{name} must be a list, got the string {value!r} (write [{value!r}])")
+            values[name] = tuple(value) if isinstance(value, list) else value
+        if values.get("detail_models") == ():
+            values["detail_models"] = None
+        if isinstance(values.get("other_sizes"), type(None)):
+            values["other_sizes"] = {}
+        return cls(**values)
 
     @property
     def detailed(self) -> tuple[str, ...]:
@@ -337,8 +356,10 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
         model, tokenizer = load(name)
         engine = Engine(model, tokenizer, batch_size=settings.batch_size)
         for task, (prompts, meta, compute, params) in _tasks(engine, run, name).items():
-            store = _store(Path(root), name, task, params, code)
             shard_size = settings.shard_size if task != "gen" else max(1, settings.shard_size // 2)
+            # how prompts are cut into shards and batched is part of what is stored: a folder holds one layout
+            store = _store(Path(root), name, task, {**params, "shard_size": shard_size,
+                                                    "batch_size": settings.batch_size}, code)
             task_start = time.perf_counter()
             frame = resume(store, _units(task, prompts, meta, shard_size, compute), desc=f"trait {name} {task}")
             collected[task].append(frame.assign(model=name))
