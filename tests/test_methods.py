@@ -263,3 +263,18 @@ def test_an_alpha_whose_answers_are_all_unparseable_is_inadmissible_not_a_perfec
     # a domain the subject never answered (all missing) does not count against a candidate
     silent = Subject(2, 1, {i.number: (0 if i.domain == first_domain else subject.answers[i.number]) for i in items})
     assert selection_loss(partly, silent, items, "corrected") == pytest.approx(0.0)
+
+
+def test_every_method_declares_the_calls_the_experiment_loop_makes():
+    """The loop calls prepare, fit, answer, release, trace and state on any method; a prompt method inherits
+    the no-op defaults, and the fit trace stamps each row with the time since the fit started."""
+    from persona.papi.methods.base import FitTrace
+
+    method = NoChange(LetterABias())
+    for call in ("prepare", "release"):
+        assert getattr(method, call)() is None
+    assert method.state() is None and method.trace == []
+    log = FitTrace()
+    log.record(alpha=0)
+    log.record(alpha=4)
+    assert [r["alpha"] for r in log.rows] == [0, 4] and log.rows[0]["wall_s"] <= log.rows[1]["wall_s"]

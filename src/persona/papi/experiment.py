@@ -337,19 +337,18 @@ def make_method(name: str, engine, setup: PapiSetup, settings: AlignmentSettings
 def _fit_and_answer(method: Method, name: str, subject: papi.Subject, setup: PapiSetup, store: ResultStore,
                     timer: StageTimer) -> pd.DataFrame:
     start = len(timer.records)
-    if hasattr(method, "prepare"):  # once-per-model work (PAS activations) is timed apart from the subject's fit
-        method.prepare()
+    method.prepare()  # once-per-model work (PAS activations) is timed apart from the subject's fit
     with timer.stage("fit", method=name, subject=subject.case, total=True):
         method.fit(subject, setup.known)
     frame = method.answer(setup.test).frame(subject=subject.case, method=name)
-    if hasattr(method, "release"):
-        method.release()
+    method.release()
     times = pd.DataFrame(timer.frame().iloc[start:]).assign(method=name, subject=subject.case)
     store.save(f"{name}~times", subject.case, times)
-    if getattr(method, "trace", None):
+    if method.trace:
         store.save(f"{name}~trace", subject.case, pd.DataFrame(method.trace).assign(method=name, subject=subject.case))
-    if hasattr(method, "state"):
-        store.save(f"{name}~state", subject.case, method.state())
+    state = method.state()
+    if state is not None:
+        store.save(f"{name}~state", subject.case, state)
     return frame
 
 
@@ -423,16 +422,6 @@ def expressed_levels(predictions: pd.DataFrame, truth: pd.DataFrame) -> pd.DataF
             .agg(expressed=("expressed", "mean"), true=("keyed", "mean")))
 
 
-def subject_values(table: pd.DataFrame, endpoint: str, methods: Sequence[str], **where) -> dict[str, pd.Series]:
-    """Per-subject values of ``endpoint`` for each method from an ``metrics.endpoints`` table (filtered by
-    ``where``, e.g. ``calibration="raw", view="both"``), indexed by subject."""
-    block = table
-    for key, value in where.items():
-        block = block[block[key] == value]
-    return {m: block[block["method"] == m].set_index("subject")[endpoint] for m in methods
-            if (block["method"] == m).any()}
-
-
 def sample_table(setup: PapiSetup) -> pd.DataFrame:
     """Held-out items of the sample per domain and keying sign (the paired design, at a glance)."""
     frame = pd.DataFrame([(i.domain, "+" if i.sign > 0 else "-") for i in setup.test], columns=["domain", "sign"])
@@ -441,4 +430,4 @@ def sample_table(setup: PapiSetup) -> pd.DataFrame:
 
 __all__ = ["AlignmentSettings", "Activations", "DEFAULTS", "PapiSetup", "Run", "check_parameters", "open_run", "PRODUCING_MODULES", "expressed_levels",
            "floor_predictions", "make_method", "missing", "papi_setup", "parse_method", "records", "run",
-           "sample_table", "stratified_items", "subject_values"]
+           "sample_table", "stratified_items"]

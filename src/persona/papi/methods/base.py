@@ -14,8 +14,9 @@ with the answer cue of ``persona.papi.prompts``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -120,15 +121,46 @@ class Answers:
         return out
 
 
-@runtime_checkable
-class Method(Protocol):
-    """Fit on one subject's known answers, then answer items (agreement 1..5 and option probabilities)."""
+class Method:
+    """Fit on one subject's known answers, then answer items (agreement 1..5 and option probabilities).
 
-    name: str
+    The experiment loop calls, per subject: ``prepare()`` (once-per-model work, timed apart from the subject's
+    fit), ``fit``, ``answer``, ``release()`` (free per-subject state, e.g. an adapter), then stores ``trace``
+    (the optimisation's quality over time, if any) and ``state()`` (what the fit chose, if anything). The
+    defaults below do nothing, so a method declares only what it has.
+    """
 
-    def fit(self, subject: Subject, known: Sequence[Item]) -> None: ...
+    name: str = "method"
+    trace: list[dict] = []  # replaced per fit by methods that optimise (see ``FitTrace``)
 
-    def answer(self, items: Sequence[Item]) -> Answers: ...
+    def prepare(self) -> None:
+        """Once-per-model work before the first fit (nothing by default)."""
+
+    def fit(self, subject: Subject, known: Sequence[Item]) -> None:
+        raise NotImplementedError
+
+    def answer(self, items: Sequence[Item]) -> Answers:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop what this subject's fit added to the shared model (nothing by default)."""
+
+    def state(self) -> pd.DataFrame | None:
+        """What the fit chose, to store beside the predictions (None: nothing to store)."""
+        return None
+
+
+class FitTrace:
+    """The optimisation log of one fit: each row stamped with the wall and CPU seconds since the fit started.
+    PAS (one row per alpha) and DPO (one row per validation) share it; the cost chapter reads the rows."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def record(self, **row) -> None:
+        self.rows.append({**row, "wall_s": time.perf_counter() - self._wall0,
+                          "cpu_s": time.process_time() - self._cpu0})
 
 
 # --------------------------------------------------------------------------- prompts and answers

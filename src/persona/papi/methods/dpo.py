@@ -36,9 +36,7 @@ PAlign never released its DPO code, so this is our own, documented choice:
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -49,7 +47,7 @@ from persona.engine.packing import last_logits
 from persona.papi import prompts
 from persona.papi.data import Convention, Item, Subject, agreement
 from persona.papi.methods.base import (
-    LIKELIHOOD, AnswerMode, Answers, label_values, score_items, selection_loss, split_known,
+    LIKELIHOOD, AnswerMode, Answers, FitTrace, Method, label_values, score_items, selection_loss, split_known,
 )
 from persona.papi.prompts import DEFAULT_SYSTEM, ORDERS
 from persona.timing import StageTimer, Stopwatch, maybe_stage
@@ -73,7 +71,6 @@ class DPOSettings:
     val_fraction: float = 0.2
     criterion: str = "expected"  # validation loss: "score" (the paper's) or "expected" (continuous)
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.learning_rates = tuple(float(r) for r in self.learning_rates)
@@ -138,16 +135,15 @@ def _last_logprobs(model, rows: list[list[int]], pad_id: int) -> torch.Tensor:
     return torch.log_softmax(last_logits(model, rows, pad_id), dim=-1)
 
 
-class DPO:
+class DPO(Method):
     """One LoRA adapter per subject with the DPO loss; rate and steps chosen on validation, then refit."""
 
     def __init__(self, engine, *, convention: Convention = "corrected", settings: DPOSettings | None = None,
-                 save_dir: str | Path | None = None, timer: StageTimer | None = None,
+                 timer: StageTimer | None = None,
                  mode: AnswerMode = LIKELIHOOD) -> None:
         self.engine = engine
         self.convention = convention
         self.settings = settings or DPOSettings()
-        self.save_dir = Path(save_dir) if save_dir else None
         self.timer = timer
         self.mode = mode
         self.name = f"dpo[{convention}]"
@@ -243,7 +239,7 @@ class DPO:
                 params[k].copy_(v)
 
     def _record(self, **row) -> None:
-        self.trace.append({**row, "wall_s": time.perf_counter() - self._wall0, "cpu_s": time.process_time() - self._cpu0})
+        self._log.record(**row)
 
     def _search(self, lr: float, data: tuple, start: dict, subject: Subject, val_items: Sequence[Item]) -> dict:
         """Train at ``lr`` from the initial adapter, validating every ``eval_every`` steps; stop after
@@ -278,8 +274,8 @@ class DPO:
     def fit(self, subject: Subject, known: Sequence[Item]) -> None:
         self.release()  # a previous subject's adapter, if answer() was the last call
         s = self.settings
-        self.trace, self._case = [], subject.case
-        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._log = FitTrace()
+        self.trace, self._case = self._log.rows, subject.case
         self._train_watch, self._val_watch = Stopwatch(), Stopwatch()
         fit_items, val_items = split_known(known, val_fraction=s.val_fraction, seed=s.seed + subject.case)
         meta = {"method": self.name, "subject": subject.case}
@@ -305,8 +301,6 @@ class DPO:
         if self.timer is not None:
             self.timer.add("dpo/train", self._train_watch.wall_s, self._train_watch.cpu_s, **meta)
             self.timer.add("dpo/validate", self._val_watch.wall_s, self._val_watch.cpu_s, **meta)
-        if self.save_dir is not None:
-            self.peft_model.save_pretrained(self.save_dir / f"subject-{subject.case}")
 
     def _stage(self, name: str, meta: dict):
         return maybe_stage(self.timer, name, **meta)
@@ -326,6 +320,3 @@ class DPO:
             base.eval()
             self.engine.model = base
             del self.peft_model
-
-    def record(self) -> dict:
-        return {**asdict(self.settings), "convention": self.convention}

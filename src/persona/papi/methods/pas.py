@@ -35,7 +35,6 @@ the optimisation time spent so far (the cost chapter's quality-against-time curv
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -45,8 +44,8 @@ import pandas as pd
 from persona.engine import Template, build_prompt, order_permutation
 from persona.papi.data import OPTIONS, Convention, Item, Subject
 from persona.papi.methods.base import (
-    LIKELIHOOD, OPTION_AGREEMENT, AnswerMode, Answers, few_shot_system, label_values, score_items, selection_loss,
-    split_known,
+    LIKELIHOOD, OPTION_AGREEMENT, AnswerMode, Answers, FitTrace, Method, few_shot_system, label_values, score_items,
+    selection_loss, split_known,
 )
 from persona.papi.methods.pas_core import PASDirections, fit_pas, head_count
 from persona.papi.prompts import (
@@ -114,7 +113,7 @@ def contrast_activations(engine, items: Sequence[Item], contrast: Contrast = CON
     return flat.reshape(len(items), len(contrast.agree), *flat.shape[1:])
 
 
-class PAS:
+class PAS(Method):
     """Personality Activation Search with a chosen protocol; see the module docstring.
 
     ``activations`` may be a callable that computes them on first use, so a run whose PAS results are
@@ -202,8 +201,7 @@ class PAS:
         return best, answers
 
     def _record(self, **row) -> None:
-        self.trace.append({**row, "criterion": self.criterion, "wall_s": time.perf_counter() - self._wall0,
-                           "cpu_s": time.process_time() - self._cpu0})
+        self._log.record(**row, criterion=self.criterion)
 
     def _stage(self, stage: str, subject: Subject):
         return maybe_stage(self.timer, f"pas/{stage}", method=self.name, subject=subject.case)
@@ -211,9 +209,9 @@ class PAS:
     # -- Method interface
     def fit(self, subject: Subject, known: Sequence[Item]) -> None:
         self._answers.clear()
-        self.trace = []
+        self._log = FitTrace()
+        self.trace = self._log.rows
         self._case = subject.case
-        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
         if self.protocol == "paper":
             with self._stage("probes", subject):
                 self.directions = self._fit_directions(subject, known)

@@ -13,11 +13,11 @@ from typing import Sequence
 
 from persona.data import fetch
 from persona.papi.data import Convention, Item, Subject
-from persona.papi.methods.base import LIKELIHOOD, AnswerMode, Answers, few_shot_system, score_items
+from persona.papi.methods.base import LIKELIHOOD, AnswerMode, Answers, Method, few_shot_system, score_items
 from persona.papi.prompts import DEFAULT_SYSTEM
 
 
-class PromptMethod:
+class PromptMethod(Method):
     """A method that only chooses a system prompt per subject; subclasses say which (``system_for``)."""
 
     name = "prompt"
