@@ -30,7 +30,7 @@ def mirror_or_skip() -> Path:
 def one_thread():
     """Torch on one thread for a module of tiny-model tests (``pytest.mark.usefixtures("one_thread")``): they
     run tens of times faster than on several threads contending on a loaded machine."""
-    from persona.engine.testing import torch_threads
+    from tiny_models import torch_threads
 
     with torch_threads(1):
         yield
@@ -38,7 +38,41 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tok():
-    """The tiny in-memory tokenizer of ``persona.engine.testing`` (chat template included)."""
-    from persona.engine.testing import tiny_tokenizer
+    """The tiny in-memory tokenizer of ``tiny_models`` (chat template included)."""
+    from tiny_models import tiny_tokenizer
 
     return tiny_tokenizer()
+
+
+@pytest.fixture
+def umask():
+    """``umask(0o022)`` sets the process umask for one test; the old one is restored after it."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+def mode(path) -> int:
+    """The permission bits of ``path`` (0o644 for rw-r--r--)."""
+    return Path(path).stat().st_mode & 0o777
+
+
+@pytest.fixture
+def deny_reading(monkeypatch):
+    """``deny_reading(path)``: opening ``path`` fails as it does for a file of another user's without read
+    permission (these tests may run as root, whom ``chmod 000`` does not stop)."""
+    import builtins
+    import io
+
+    denied: set[str] = set()
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) in denied:
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(io, "open", guarded_open)
+    return lambda path: denied.add(os.path.abspath(path))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from persona.audit import llama3_like_tokenizer, palign_llama3_contrast_tokens, palign_mass_mean_direction
+from audit import llama3_like_tokenizer, palign_llama3_contrast_tokens, palign_mass_mean_direction
 
 ITEM = 'Given a statement of you: "You worry about things."\nPlease choose ...'
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from persona.engine import Engine, MCItem, build_prompt
-from persona.engine.testing import tiny_model
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, mirror_or_skip
+from conftest import REPO_ROOT, mirror_or_skip, mode
 
 from persona import data
 from persona.data import DataError, fetch, manifest
@@ -62,6 +63,46 @@ def test_corrupt_mirror_file_is_named_and_not_kept(tmp_path, isolated_cache, mon
     assert "papi/x.csv" in message and "Checksum mismatch" in message and "example.invalid" in message
     assert not (isolated_cache / "data" / "papi" / "x.csv").exists()
     assert not list((isolated_cache / "data" / "papi").glob(".partial-*"))
+
+
+def _mirror_with(tmp_path, monkeypatch, content: bytes) -> Path:
+    monkeypatch.setattr(data, "MANIFEST_PATH", _write_manifest(tmp_path, "papi/x.csv", content))
+    mirror = tmp_path / "mirror"
+    (mirror / "papi").mkdir(parents=True)
+    (mirror / "papi" / "x.csv").write_bytes(content)
+    monkeypatch.setenv("PERSONA_DATA_MIRROR", str(mirror))
+    return mirror / "papi" / "x.csv"
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)], ids=["022", "002", "077"])
+def test_cached_files_are_as_readable_as_the_umask_allows(tmp_path, isolated_cache, monkeypatch, umask, mask,
+                                                          expected):
+    """A cache serves a colleague as a mirror: its files get the mode the umask gives (not mkstemp's 0600)."""
+    source = _mirror_with(tmp_path, monkeypatch, b"subject,answer\n1,5\n")
+    source.chmod(0o400)  # the mirror's own mode is not copied
+    umask(mask)
+    assert mode(fetch("papi/x.csv")) == expected
+
+
+def test_an_unreadable_mirror_file_is_named_in_one_line(tmp_path, isolated_cache, monkeypatch, deny_reading):
+    source = _mirror_with(tmp_path, monkeypatch, b"good")
+    deny_reading(source)  # a colleague's cache filled with files only its owner may read
+    with pytest.raises(DataError) as err:
+        fetch("papi/x.csv", allow_upstream=False)
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith(f"Cannot fetch 'papi/x.csv': permission denied on {source};")
+    assert f"chmod -R g+rX {source.parents[1]}" in message and "PERSONA_DATA_MIRROR" in message
+    assert not list((isolated_cache / "data" / "papi").glob(".partial-*"))
+
+
+def test_an_unreadable_cached_file_names_the_cache_variable(tmp_path, isolated_cache, monkeypatch, deny_reading):
+    _mirror_with(tmp_path, monkeypatch, b"good")
+    cached = fetch("papi/x.csv")
+    deny_reading(cached)
+    with pytest.raises(DataError, match=rf"^Cannot fetch 'papi/x.csv': permission denied on {re.escape(str(cached))};.*"
+                                        rf"PERSONA_CACHE_DIR to a cache of your own\.$"):
+        fetch("papi/x.csv")
 
 
 def test_corrupt_cached_file_is_replaced(tmp_path, isolated_cache, monkeypatch):

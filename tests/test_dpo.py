@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from methods_fixtures import papi_items, per_domain
+from tiny_models import tiny_model, tiny_tokenizer
 
 from persona.engine import Engine
-from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi import Item, Subject
 from persona.papi.methods.base import score_items
 from persona.papi.methods.dpo import DPO, DPOSettings, dpo_loss, preference_pairs

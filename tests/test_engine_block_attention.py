@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import tiny_model, tiny_tokenizer
 
 from persona.engine import Engine, MCItem, build_prompt
 from persona.engine import block_attention
 from persona.engine.block_attention import Rows, dense_only, split_attention
-from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 

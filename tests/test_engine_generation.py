@@ -2,9 +2,9 @@
 option identities or classified as refused / unparseable, never silently to an option."""
 
 import pytest
+from tiny_models import tiny_model
 
 from persona.engine import REFUSED, UNPARSEABLE, Engine, MCItem, build_prompt, order_permutation
-from persona.engine.testing import tiny_model
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 

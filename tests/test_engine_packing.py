@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from tiny_models import tiny_model, tiny_tokenizer
 
 from persona.engine.packing import Packed, plan
-from persona.engine.testing import tiny_model, tiny_tokenizer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest)

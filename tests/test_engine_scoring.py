@@ -5,9 +5,9 @@ tokenisation of a label."""
 import numpy as np
 import pytest
 import torch
+from tiny_models import NO_SYSTEM_TEMPLATE, tiny_model, tiny_tokenizer
 
 from persona.engine import Engine, MCItem, MCPrompt, build_prompt, order_permutation
-from persona.engine.testing import NO_SYSTEM_TEMPLATE, tiny_model, tiny_tokenizer
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 from persona.papi.prompts import fewshot_system

@@ -3,9 +3,9 @@ the answer cue "(" puts almost all next-token mass on the option letters."""
 
 import numpy as np
 import pytest
+from tiny_models import torch_threads
 
 from persona.engine import Engine, MCItem, build_prompt, order_permutation
-from persona.engine.testing import torch_threads
 from persona.papi.data import OPTIONS as PAPI_OPTIONS
 from persona.papi.prompts import TEMPLATE as PAPI_TEMPLATE
 from persona.papi.prompts import fewshot_system

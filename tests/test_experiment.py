@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from methods_fixtures import papi_items
+from tiny_models import tiny_model, tiny_tokenizer
 
 from persona.engine import Engine
-from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi import experiment as ex
 from persona.papi.methods.dpo import DPOSettings
 from persona.runs import ResultStore

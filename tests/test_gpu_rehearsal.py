@@ -48,10 +48,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from audit import LLAMA3_CHAT_TEMPLATE, LLAMA3_SPECIAL_TOKENS
+from tiny_models import CL100K_PRETOKENIZER, save_tiny_llama, tiny_bpe_tokenizer
 
 from persona import runbook
-from persona.audit import LLAMA3_CHAT_TEMPLATE, LLAMA3_SPECIAL_TOKENS
-from persona.engine.testing import CL100K_PRETOKENIZER, save_tiny_llama, tiny_bpe_tokenizer
 
 GPU = "gpu"
 #: The knobs that only multiply work (subjects, items, items per trait, steps), per notebook: the ONLY
@@ -261,10 +261,10 @@ def test_dpo_trains_a_bfloat16_model_as_it_does_on_cuda(tmp_path, monkeypatch):
     import numpy as np
     import torch
     from methods_fixtures import papi_items, per_domain
+    from tiny_models import torch_threads
 
     from persona import papi
     from persona.engine import Engine
-    from persona.engine.testing import torch_threads
     from persona.models import load_model
     from persona.papi.methods.dpo import DPO, DPOSettings
 
@@ -295,10 +295,10 @@ def test_dpo_trains_a_bfloat16_model_as_it_does_on_cuda(tmp_path, monkeypatch):
 
 def test_dpo_pairs_on_a_llama3_vocabulary_with_letter_tokens(tmp_path):
     from methods_fixtures import papi_items, per_domain
+    from tiny_models import torch_threads
 
     from persona import papi
     from persona.engine import Engine
-    from persona.engine.testing import torch_threads
     from persona.models import load_model
     from persona.papi.methods.dpo import DPO
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 from methods_fixtures import papi_items, per_domain
+from tiny_models import tiny_model, tiny_tokenizer
 
 from persona.engine import Engine, ScoreResult
-from persona.engine.testing import tiny_model, tiny_tokenizer
 from persona.papi import Item, Subject
 from persona.papi.methods.base import AnswerMode, Answers, Method, few_shot_system, score_items, selection_loss
 from persona.papi.methods.pas import CONTENT, PALIGN, PAS, agree_directions, contrast_activations, dose_response

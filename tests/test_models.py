@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import mode
 
 from persona import models
-from persona.models import EMBEDDED, ModelError, load_model, model_path
+from persona.data import sha256_of
+from persona.models import EMBEDDED, ModelError, embedded, load_model, model_path
 
 
 def test_unknown_name_is_a_clear_error():
@@ -90,7 +92,7 @@ def fake_embedded(tmp_path, monkeypatch):
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"GGUF fake weights")
     fake = dataclasses.replace(EMBEDDED["smollm2-135m-instruct"], name="fake", locate=lambda m: gguf,
-                               gguf_sha256=models.sha256_of(gguf))
+                               gguf_sha256=sha256_of(gguf))
     monkeypatch.setitem(EMBEDDED, "fake", fake)
     conversions = []
 
@@ -99,9 +101,10 @@ def fake_embedded(tmp_path, monkeypatch):
         (out / "sub").mkdir(parents=True)
         (out / "config.json").write_text('{"model_type": "llama"}')
         (out / "model.safetensors").write_bytes(bytes(range(256)) * 4)
+        (out / "model.safetensors").chmod(0o600)  # as transformers writes the weights (through mkstemp)
         (out / "sub" / "tokenizer.json").write_text("{}")
 
-    monkeypatch.setattr(models, "_dequantise", dequantise)
+    monkeypatch.setattr(embedded, "_dequantise", dequantise)
     return tmp_path / "models" / "fake", conversions
 
 
@@ -160,6 +163,28 @@ def test_folder_converted_before_checksums_is_converted_again(fake_embedded, cap
     assert conversions == ["fake", "fake"]
     assert "has no checksums to verify" in capsys.readouterr().err
     assert "files" in json.loads(record.read_text())
+
+
+def test_converted_files_are_as_readable_as_the_umask_allows(fake_embedded, umask):
+    """A colleague may share PERSONA_MODEL_DIR: every converted file gets the umask's mode, the weights too."""
+    out_dir, _ = fake_embedded
+    umask(0o022)
+    model_path("fake")
+    files = sorted(p for p in out_dir.rglob("*") if p.is_file())
+    assert len(files) == 4 and {mode(p) for p in files} == {0o644}
+
+
+def test_an_unreadable_converted_file_is_named_in_one_line(fake_embedded, deny_reading):
+    out_dir, conversions = fake_embedded
+    model_path("fake")
+    deny_reading(out_dir / "model.safetensors")  # a colleague's folder, converted before files were shared
+    with pytest.raises(ModelError) as err:
+        model_path("fake")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"Model 'fake': permission denied on {out_dir / 'model.safetensors'}.")
+    assert f"owner of {out_dir.parent}" in message and "chmod -R g+rX" in message and "PERSONA_MODEL_DIR" in message
+    assert conversions == ["fake"] and (out_dir / "model.safetensors").exists()  # not converted over
 
 
 def test_provision_reports_a_model_error_without_traceback(monkeypatch, capsys):
@@ -281,7 +306,7 @@ def test_the_device_probe_reads_the_gpus_free_memory(monkeypatch):
 
 
 def test_a_tiny_local_model_loads_in_bfloat16_on_cpu_through_the_checks(tmp_path):
-    from persona.engine.testing import save_tiny_llama, tiny_tokenizer, torch_threads
+    from tiny_models import save_tiny_llama, tiny_tokenizer, torch_threads
 
     folder = save_tiny_llama(tmp_path / "tiny", tiny_tokenizer(), eos_tokens=("<|im_end|>",))
     with torch_threads(1):

@@ -261,7 +261,8 @@ def test_an_unfactorisable_newton_system_is_damped_not_fatal(monkeypatch):
 def test_probes_fit_after_a_bfloat16_model_was_loaded_in_the_same_process(tmp_path):
     """Regression: after loading a bfloat16 model, MKL's batched LU raised on this finite, solvable batch
     (``Pivots given to lu_solve must all be greater or equal to 1``); the Cholesky solver does not."""
-    from persona.engine.testing import save_tiny_llama, tiny_tokenizer, torch_threads
+    from tiny_models import save_tiny_llama, tiny_tokenizer, torch_threads
+
     from persona.models import load_model
 
     folder = save_tiny_llama(tmp_path / "tiny", tiny_tokenizer(), eos_tokens=("<|im_end|>",))

@@ -86,7 +86,8 @@ def test_label_override_and_validation():
 
 
 def test_the_answer_cue_follows_the_tokenizer():
-    from persona.engine.testing import tiny_tokenizer
+    from tiny_models import tiny_tokenizer
+
     from persona.papi.prompts import answer_completion, answer_cue
 
     class Merging:  # a tokenizer with "(A" as one token, like Llama-3's

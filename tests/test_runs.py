@@ -7,9 +7,10 @@ from functools import partial
 
 import pandas as pd
 import pytest
+from conftest import mode
 
 from persona.runs import ResultStore, Unit, resume
-from persona.timing import StageTimer, amortised_total, interleave
+from persona.timing import StageTimer, interleave
 
 
 def _rows(subject):
@@ -119,20 +120,6 @@ def test_stage_timer_measures_wall_and_cpu():
     assert (frame.peak_rss_mb > 0).all()
 
 
-def test_amortised_total_spreads_once_stages():
-    frame = pd.DataFrame({
-        "method": ["pas", "pas", "pas", "dpo", "dpo"],
-        "stage": ["activations", "fit", "fit", "train", "train"],
-        "subject": [None, 0, 1, 0, 1],
-        "wall_s": [10.0, 1.0, 2.0, 30.0, 40.0],
-        "cpu_s": [10.0, 1.0, 2.0, 30.0, 40.0],
-    })
-    out = amortised_total(frame, once_stages=["activations"], n_subjects=2).set_index(["method", "subject"])
-    assert out.loc[("pas", 0), "wall_s"] == pytest.approx(6.0)
-    assert out.loc[("pas", 1), "wall_s"] == pytest.approx(7.0)
-    assert out.loc[("dpo", 1), "wall_s"] == pytest.approx(40.0)
-
-
 def test_code_fingerprint_and_params_folder(tmp_path):
     from persona.runs import code_fingerprint, params_folder
 
@@ -141,3 +128,27 @@ def test_code_fingerprint_and_params_folder(tmp_path):
     assert a != code_fingerprint("persona.runs")
     assert params_folder(tmp_path, {"x": 1}) == params_folder(tmp_path, {"x": 1})
     assert params_folder(tmp_path, {"x": 1}) != params_folder(tmp_path, {"x": 2})
+
+
+# --- results are shared: readable as the umask allows, and a file this user may not read is named ------------
+
+
+def test_result_files_are_as_readable_as_the_umask_allows(tmp_path, umask):
+    umask(0o022)
+    store = ResultStore(tmp_path, {"n": 1}, code="c")
+    csv = store.save("few-shot", "0", _rows(0))
+    written = [tmp_path / "run.json", csv, csv.with_suffix(".meta.json")]
+    assert [mode(p) for p in written] == [0o644] * 3  # not mkstemp's 0600: a group can read the shards
+
+
+def test_an_unreadable_result_is_named_and_neither_deleted_nor_recomputed(tmp_path, deny_reading):
+    store = ResultStore(tmp_path, {"n": 1}, code="c")
+    csv = store.save("few-shot", "0", _rows(0))
+    deny_reading(csv)  # a colleague's shard that only its owner may read
+    calls = []
+    with pytest.raises(ValueError) as err:
+        resume(store, _units(calls)[:1], desc="test")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"Cannot read {csv}: permission denied.")
+    assert f"chmod -R g+rX {tmp_path}" in message and "PERSONA_RESULTS_DIR" in message
+    assert csv.exists() and calls == []

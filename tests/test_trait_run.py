@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import mirror_or_skip
+from tiny_models import tiny_model, torch_threads
 
 from persona.engine import Engine
-from persona.engine.testing import tiny_model, torch_threads
 from persona.runs import ResultStore
 from persona.trait.items import TraitItem
 from persona.trait.prompts import trait_grid

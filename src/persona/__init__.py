@@ -10,9 +10,11 @@ Three rooms, and data flows one way through them (nothing imports upward, no cyc
   reliability.
 
 Shared plumbing at the top: ``data`` (fetch by name and checksum), ``models`` (embedded, hub or local
-models), ``paths``, ``runs`` (verified resumable results), ``timing``, ``steering`` (hooks on attention
-heads), ``verdicts`` (the rule every finding follows), ``report`` (gluing numbers into the book),
-``audit`` (re-enactments of the originals' defects), ``runbook`` and ``provision`` (the book's commands).
+models, and the checks before loading one), ``paths``, ``files`` (atomic writes, readable as the umask
+allows), ``runs`` (verified resumable results), ``timing``, ``steering`` (hooks on attention heads),
+``verdicts`` (the rule every finding follows), ``report`` (gluing numbers into the book), ``runbook`` and
+``provision`` (the book's commands). Test support (tiny models, re-enactments of the originals' defects)
+lives under ``tests/``.
 """
 
 __version__ = "0.1.0"

@@ -8,7 +8,9 @@ Resolution order for a manifest name such as ``papi/Test-set.json``:
 A file whose checksum does not match is never used and never kept. Every failure raises
 ``DataError`` whose message names the real cause and the fix: a mirror variable pointing nowhere,
 a mirror lacking the file (and whether upstream was tried), a missing Python package (with its
-install command), an unreachable network, a gated hub dataset without access, a checksum mismatch.
+install command), an unreachable network, a gated hub dataset without access, a checksum mismatch, a
+file of the mirror or cache that this user may not read (cached files are written as readable as the
+umask allows, ``persona.files``, so that a cache can serve a colleague as a mirror).
 Nothing here is committed to the repository.
 """
 
@@ -26,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from persona.files import atomic_path
 from persona.paths import REPO_ROOT, data_cache_dir, data_mirror
 
 MANIFEST_PATH = REPO_ROOT / "data" / "manifest.json"
@@ -86,18 +89,27 @@ def _verify(candidate: Path, entry: DataFile, origin: str) -> None:
 
 
 def _install(source: Path, entry: DataFile, origin: str, target: Path) -> Path:
-    """Copy ``source`` to a temp file next to ``target``, verify, then move it into place."""
+    """Copy ``source`` to a temp file next to ``target``, verify, then move it into place (``persona.files``:
+    atomic, and readable as the umask allows, so that this cache can serve a colleague as a mirror)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
         _verify(tmp, entry, origin)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
+
+
+def _permission_error(name: str, exc: PermissionError) -> DataError:
+    """One line naming the file that could not be read or written, and the fix."""
+    path = Path(exc.filename) if exc.filename else None
+    mirror = data_mirror()
+    if path is not None and mirror is not None and path.is_relative_to(mirror):
+        fix = (f"ask the mirror's owner to make it readable (chmod -R g+rX {mirror}), or point {MIRROR_VARIABLE} at "
+               f"a folder you can read")
+    else:
+        folder = path.parent if path is not None else "the cache"
+        fix = (f"ask the owner of {folder} to make it readable and writable to you (chmod -R g+rwX), or set "
+               f"PERSONA_CACHE_DIR to a cache of your own")
+    return DataError(f"Cannot fetch '{name}': permission denied on {path or exc}; {fix}.")
 
 
 def install_command(distribution: str) -> str:
@@ -288,7 +300,14 @@ def fetch(name: str, *, allow_upstream: bool = True) -> Path:
     files = manifest()
     if name not in files:
         raise DataError(f"Unknown data file '{name}'. Known: {', '.join(sorted(files))}")
-    entry = files[name]
+    try:
+        return _fetch(files[name], allow_upstream)
+    except PermissionError as exc:  # e.g. a colleague's cache used as a mirror, its files not readable by others
+        raise _permission_error(name, exc) from None
+
+
+def _fetch(entry: DataFile, allow_upstream: bool) -> Path:
+    name = entry.name
     target = data_cache_dir() / name
     if target.exists():
         if target.stat().st_size == entry.size and sha256_of(target) == entry.sha256:

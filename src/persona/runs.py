@@ -8,7 +8,8 @@ subject, a shard of prompts); each finished unit is two files under the store's 
     <root>/<group>/<key>.csv        the unit's tidy rows
     <root>/<group>/<key>.meta.json  its rows, the sha256 of the csv, and the hash of run.json
 
-Both are written through a temporary file and an atomic ``os.replace`` (csv first, then meta), and only
+Both are written through a temporary file and an atomic ``os.replace`` (csv first, then meta; readable as the
+umask allows, ``persona.files``), and only
 units with a meta file are ever read, so a half-written or leftover temporary file is never a result.
 Before a unit is reused it is verified (meta present, checksum, row count, same run); a unit that fails
 is reported by path, deleted and recomputed. Opening a folder whose ``run.json`` names other
@@ -24,7 +25,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
+from persona.files import atomic_write as _atomic_write
 from persona.paths import REPO_ROOT
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
@@ -96,6 +97,11 @@ class ResultStore:
         try:
             meta = json.loads(meta_path.read_text())
             data = csv.read_bytes()
+        except PermissionError as exc:  # someone else's result: never deleted, never recomputed over
+            raise ValueError(
+                f"Cannot read {shown(Path(exc.filename or csv))}: permission denied. Ask its owner to make the "
+                f"results folder readable (chmod -R g+rX {shown(self.root)}), or use a results folder of your own "
+                f"(PERSONA_RESULTS_DIR).") from None
         except (OSError, json.JSONDecodeError) as exc:
             return f"unreadable ({exc.__class__.__name__})"
         if meta.get("run") != self.run_hash:
@@ -206,16 +212,3 @@ def params_folder(root: str | os.PathLike, params: dict) -> Path:
     """``root/<hash of params>``: one results folder per distinct configuration."""
     text = json.dumps(params, sort_keys=True, default=str)
     return Path(root) / hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -119,18 +119,3 @@ def interleave(subjects: Sequence, methods: Sequence[str]) -> list[tuple[object,
         order.extend((subject, name) for name in names)
     return order
 
-
-def amortised_total(frame: pd.DataFrame, *, once_stages: Sequence[str], n_subjects: int) -> pd.DataFrame:
-    """Per-method time per subject, with stages run once per model (PAS activations) spread over subjects.
-
-    ``frame`` needs columns ``method``, ``stage``, ``subject`` and a clock (``wall_s`` and/or ``cpu_s``).
-    Returns one row per (method, subject) with the per-subject total plus ``once / n_subjects``.
-    """
-    clocks = [c for c in ("wall_s", "cpu_s") if c in frame]
-    once = frame[frame["stage"].isin(once_stages)]
-    per = frame[~frame["stage"].isin(once_stages)]
-    totals = per.groupby(["method", "subject"], as_index=False)[clocks].sum()
-    extra = once.groupby("method")[clocks].sum() / max(n_subjects, 1)
-    for col in clocks:
-        totals[col] += totals["method"].map(extra[col]).fillna(0.0)
-    return totals

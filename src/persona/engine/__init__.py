@@ -5,7 +5,7 @@ it is given, as lm-evaluation-harness separates task definitions from model eval
 ``items`` (items, prompts, option orders), ``templates`` (how an item becomes user text), ``rendering``
 (chat template or plain text), ``scoring`` (batched next-token likelihood with a shared-prefix cache),
 ``generation`` and ``parsing`` (greedy answers and their classification), ``calibration`` (order
-averaging, content-free priors), ``engine`` (the ``Engine`` object), ``testing`` (tiny in-memory models).
+averaging, content-free priors), ``engine`` (the ``Engine`` object).
 
 Typical use::
 
@@ -14,11 +14,11 @@ Typical use::
     item = MCItem("Is the sky blue?", ("yes", "no"))
     runs = [engine.score([build_prompt(item, template, permutation=order_permutation(2, o))])
             for o in ("original", "reversed")]
-    both = average_orders(runs)                    # probs in identity order, position bias averaged
+    both = mean_over_orders([r.probs for r in runs])  # identity order, position bias averaged (calibration)
     answers = engine.answer(prompts, option_texts=[item.options])   # generation mode
 """
 
-from persona.engine.calibration import CONTENT_FREE, average_orders, calibrate, content_free_item, content_free_prior
+from persona.engine.calibration import CONTENT_FREE, calibrate, content_free_item
 from persona.engine.engine import Engine
 from persona.engine.items import MCItem, MCPrompt, order_permutation
 from persona.engine.parsing import REFUSED, UNPARSEABLE, GenerationResult, parse_answer
@@ -35,11 +35,9 @@ __all__ = [
     "ScoreResult",
     "Template",
     "UNPARSEABLE",
-    "average_orders",
     "build_prompt",
     "calibrate",
     "content_free_item",
-    "content_free_prior",
     "order_permutation",
     "parse_answer",
 ]

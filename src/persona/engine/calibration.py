@@ -1,10 +1,10 @@
 """Controls for option-order and label bias.
 
-* ``average_orders``: mean of results scored under different option orders. Each result is
-  already in identity order, so the average cancels position bias to first order (TRAIT's
-  analysis averages the two orders' normalised probabilities the same way).
+* ``mean_over_orders``: mean of values scored under different option orders. Each is already in
+  identity order, so the average cancels position bias to first order (TRAIT's analysis averages
+  the two orders' normalised probabilities the same way).
 * Content-free calibration (Zhao et al. 2021, "Calibrate before use"): score a content-free
-  item ("N/A") with the same template, system prompt and order; its option distribution
+  item (``content_free_item``, "N/A") with the same template, system prompt and order; its option distribution
   estimates the model's prior over labels/positions. ``divide`` applies their diagonal
   ``W = diag(p_cf)^-1`` and renormalises; ``subtract`` returns ``p - p_cf`` (rows sum to 0:
   a score for ranking options, not a probability).
@@ -19,7 +19,6 @@ import numpy as np
 
 from persona.engine.items import MCItem
 from persona.engine.scoring import ScoreResult
-from persona.engine.templates import Template, build_prompt
 
 CONTENT_FREE = "N/A"
 
@@ -38,20 +37,6 @@ def mean_over_orders(arrays: Sequence[np.ndarray]) -> np.ndarray:
         return np.nanmean(stacked, axis=0)
 
 
-def average_orders(results: Sequence[ScoreResult]) -> ScoreResult:
-    """Mean of identity-ordered results of the same items under several orders (``mean_over_orders``)."""
-    if not results:
-        raise ValueError("average_orders needs at least one result")
-    shapes = {r.probs.shape for r in results}
-    if len(shapes) != 1:
-        raise ValueError(f"Results disagree in shape: {shapes}")
-    return ScoreResult(
-        probs=mean_over_orders([r.probs for r in results]),
-        mass=mean_over_orders([r.mass for r in results]),
-        raw=mean_over_orders([r.raw for r in results]),
-    )
-
-
 def content_free_item(item: MCItem, content: str = CONTENT_FREE, *, keep_options: bool = True) -> MCItem:
     """``item`` with its stem (and, unless ``keep_options``, its option texts) replaced by ``content``.
 
@@ -60,23 +45,6 @@ def content_free_item(item: MCItem, content: str = CONTENT_FREE, *, keep_options
     """
     options = item.options if keep_options else tuple(content for _ in item.options)
     return MCItem(stem=content, options=options)
-
-
-def content_free_prior(
-    engine,
-    template: Template,
-    item: MCItem,
-    *,
-    system: str | None = None,
-    permutation: tuple[int, ...] = (),
-    content: str = CONTENT_FREE,
-    keep_options: bool = True,
-) -> ScoreResult:
-    """Score the content-free version of ``item`` under the same template, system prompt and order
-    as the prompts it will calibrate (the prior depends on all three)."""
-    prompt = build_prompt(content_free_item(item, content, keep_options=keep_options), template,
-                          system=system, permutation=permutation)
-    return engine.score([prompt])
 
 
 def calibrate(result: ScoreResult, prior: ScoreResult | np.ndarray, method: str = "divide") -> ScoreResult:

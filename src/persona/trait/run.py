@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -97,7 +97,6 @@ class TraitSettings:
     shard_size: int = 32
     min_label_mass: float = 0.05  # analysis: a template answered with less label mass is left out of trait scores
     n_boot: int = 2000  # analysis: bootstrap resamples of items
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.models or not all(isinstance(m, str) and m for m in self.models):
@@ -382,10 +381,5 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
     return run
 
 
-def settings_record(settings: TraitSettings) -> dict:
-    """The settings as plain data (for the run table)."""
-    return {k: v for k, v in asdict(settings).items() if k != "extra"}
-
-
 __all__ = ["PRODUCING_MODULES", "SIZE_FIELDS", "TASKS", "Sample", "TraitRun", "TraitSettings", "bare_label_ids",
-           "draw_samples", "run_trait", "settings_record"]
+           "draw_samples", "run_trait"]

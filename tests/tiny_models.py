@@ -1,8 +1,9 @@
 """Tiny, deterministic models and tokenizers built in memory, for fast tests of anything that
 uses the engine (scoring, steering hooks, adapters) without downloading or loading weights.
 
+Test support, not part of the package (pytest puts ``tests/`` on the path: ``from tiny_models import ...``).
 ``tiny_tokenizer()`` is a byte-level BPE trained in a fraction of a second on a generic
-questionnaire-like corpus (no task's text), with a ChatML chat template (like SmolLM2's); ``tiny_model(family, tokenizer)``
+questionnaire-like corpus (common answer-scale words, no task's item text), with a ChatML chat template (like SmolLM2's); ``tiny_model(family, tokenizer)``
 builds a 2-layer causal LM of that family with a fixed seed. Weights are drawn with a large
 ``initializer_range`` so next-token distributions are sharp: a bug in padding, positions or
 caching then moves probabilities by far more than the 1e-4 the tests allow.

@@ -1,8 +1,8 @@
 """Re-enactments of specific behaviours of the original code, so the book can verify its defects.
 
-Nothing here is used by our methods; each function reproduces one step of the upstream code
-exactly enough to show what it does, and the tests (``tests/test_audit.py``) and the defects page
-run them.
+Test support, not part of the package: nothing here is used by our methods. Each function reproduces one
+step of the upstream code exactly enough to show what it does; ``test_audit.py`` runs them, and the book's
+defects page cites that test.
 """
 
 from __future__ import annotations
