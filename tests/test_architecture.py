@@ -66,6 +66,8 @@ def test_the_engine_holds_no_task_text():
 
 def test_plumbing_modules_do_not_import_the_studies():
     for name in PLUMBING:
-        path = PACKAGE / f"{name}.py"
-        if path.exists():
-            assert not _persona_imports(path) & {"engine", "papi", "trait"}, name
+        module = PACKAGE / f"{name}.py"
+        paths = [module] if module.exists() else sorted((PACKAGE / name).rglob("*.py"))  # a module or a package
+        assert paths, f"persona.{name} is listed as plumbing but is neither a module nor a package"
+        for path in paths:
+            assert not _persona_imports(path) & {"engine", "papi", "trait"}, path.relative_to(PACKAGE)
