@@ -52,6 +52,7 @@ from audit import LLAMA3_CHAT_TEMPLATE, LLAMA3_SPECIAL_TOKENS
 from tiny_models import CL100K_PRETOKENIZER, save_tiny_llama, tiny_bpe_tokenizer
 
 from persona import runbook
+from persona.runbook import layout
 
 GPU = "gpu"
 #: The knobs that only multiply work (subjects, items, items per trait, steps), per notebook: the ONLY
@@ -190,8 +191,8 @@ def rehearsal(tmp_path_factory):
                             ("PERSONA_RESULTS_DIR", tmp / "results"), ("HF_HUB_OFFLINE", "1"),
                             ("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1")):
             mp.setenv(name, str(value))
-        mp.setattr(runbook, "EXECUTED_DIR", tmp / "executed")
-        mp.setattr(runbook, "GENERATED_DIR", tmp / "generated")
+        mp.setattr(layout, "EXECUTED_DIR", tmp / "executed")
+        mp.setattr(layout, "GENERATED_DIR", tmp / "generated")
         tokenizer = llama3_tokenizer(task_corpus(), letter_tokens=True)
         models = [str(save_tiny_llama(tmp / f"tiny-llama3-{k}", tokenizer, seed=k, eos_tokens=STOP_TOKENS,
                                       favour=LABELS)) for k in range(3)]

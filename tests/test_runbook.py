@@ -1,6 +1,7 @@
 """The book runner: profiles are complete and checked before work, fingerprints track what matters,
-`--only` is safe, progress is printed. The runner's own tests use a fake book in a temporary folder
-(papermill and the renderer stubbed out): nothing is executed."""
+`--only` is safe, a damaged executed copy is never trusted, the rendered chapters are replaced only by
+complete ones, progress is printed. The runner's own tests use a fake book in a temporary folder
+(papermill and the renderer stubbed out): nothing is executed. The model check: test_runbook_models.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from persona import runbook
 from persona.paths import REPO_ROOT
+from persona.runbook import execution, layout, logs, model_check, publishing
 
 
 def test_every_notebook_has_a_parameters_cell_and_a_section_in_every_profile():
@@ -72,7 +74,8 @@ def test_fingerprint_changes_with_notebook_and_parameters(tmp_path):
 
 def test_the_fingerprint_covers_the_package_but_not_the_runner():
     names = {p.relative_to(REPO_ROOT).as_posix() for p in runbook.fingerprinted_sources()}
-    assert "src/persona/paths.py" in names and "src/persona/runbook.py" not in names
+    assert {"src/persona/paths.py", "src/persona/papi/experiment.py"} <= names
+    assert not [n for n in names if n.startswith("src/persona/runbook")]
 
 
 def test_book_wide_model_is_passed_unless_overridden():
@@ -115,11 +118,11 @@ class FakeBook:
         self.builds: list[tuple[Path, bool]] = []
         for name, value in (("NOTEBOOK_DIR", self.notebooks), ("PROFILE_DIR", self.profiles),
                             ("GENERATED_DIR", self.generated), ("EXECUTED_DIR", self.executed)):
-            monkeypatch.setattr(runbook, name, value)
+            monkeypatch.setattr(layout, name, value)
         monkeypatch.setattr(papermill, "execute_notebook", self._execute)
-        monkeypatch.setattr(runbook, "build", lambda output, strict: self.builds.append((output, strict)))
+        monkeypatch.setattr(publishing, "build", lambda output, strict: self.builds.append((output, strict)))
         self.checked: list[list[tuple[str, dict]]] = []  # the models' preflight: recorded, passes (tested below)
-        monkeypatch.setattr(runbook, "preflight", lambda runs, device=None: self.checked.append(
+        monkeypatch.setattr(model_check, "check_models", lambda runs, device=None: self.checked.append(
             [(nb.stem, dict(params)) for nb, params in runs]) or [])
 
     def write_profile(self, text: str, name: str = "smoke") -> None:
@@ -196,6 +199,74 @@ def test_an_interrupted_execution_does_not_count_as_executed(book):
     runbook.main(["--profile", "smoke", "--no-build"])
     (book.executed / "smoke" / "01_alpha.json").unlink()  # what a failed or interrupted run leaves
     assert runbook.missing_notebooks("smoke") == ["01_alpha"]
+
+
+# A damaged executed copy is never trusted, and the rendered chapters are replaced only by complete ones
+# (issue #28: a notebook cut in half was reported 'unchanged', then --render-only deleted book/generated and
+# failed with a NotJSONError that named no file).
+
+def _cut(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_cut_executed_notebook_is_executed_again_not_reported_unchanged(book, capsys):
+    runbook.main(["--profile", "smoke", "--no-build"])
+    capsys.readouterr()
+    _cut(book.executed / "smoke" / "01_alpha.ipynb")
+    runbook.main(["--profile", "smoke", "--no-build"])
+    assert [stem for stem, _ in book.executions] == ["01_alpha", "02_beta", "01_alpha"]
+    out = capsys.readouterr().out
+    assert f"{book.executed / 'smoke' / '01_alpha.ipynb'} is damaged" in out and "executing it again" in out
+    assert "01_alpha.ipynb: unchanged" not in out and "02_beta.ipynb: unchanged" in out
+    assert book.checked[-1] == [("01_alpha", {"n": 3})]  # its models are checked like any notebook to run
+    nbformat.read(book.generated / "01_alpha.ipynb", as_version=4)  # the book got the new, whole copy
+
+
+def test_a_copy_from_before_checksums_is_still_checked_as_a_notebook(book, capsys):
+    runbook.main(["--profile", "smoke", "--no-build"])
+    stamp = book.executed / "smoke" / "01_alpha.json"
+    stamp.write_text(json.dumps({k: v for k, v in json.loads(stamp.read_text()).items() if k != "sha256"}))
+    assert runbook.unusable("smoke") == {}
+    _cut(book.executed / "smoke" / "01_alpha.ipynb")
+    assert "does not read as a notebook (NotJSONError)" in runbook.unusable("smoke")["01_alpha"]
+    runbook.main(["--profile", "smoke", "--no-build"])
+    assert [stem for stem, _ in book.executions] == ["01_alpha", "02_beta", "01_alpha"]
+
+
+def test_render_only_names_a_cut_notebook_and_keeps_the_old_chapters_until_the_new_are_ready(book, capsys, monkeypatch):
+    runbook.main(["--profile", "smoke", "--no-build"])
+    before = _contents(book.generated)
+    assert len(before) == 6
+    _cut(book.executed / "smoke" / "01_alpha.ipynb")
+    with pytest.raises(SystemExit, match=r"Not executed for profile 'smoke': 01_alpha \(.*01_alpha.ipynb is damaged"):
+        runbook.publish("smoke")
+    assert _contents(book.generated) == before
+    # writing the new chapters fails half-way: the old ones stay, whole, and nothing is left beside them
+    with monkeypatch.context() as mp:
+        mp.setattr(publishing, "write_provenance", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+        with pytest.raises(OSError, match="disk full"):
+            runbook.main(["--profile", "smoke", "--render-only"])
+    assert _contents(book.generated) == before
+    assert sorted(p.name for p in book.generated.parent.iterdir()) == ["generated"]
+    capsys.readouterr()
+    runbook.main(["--profile", "smoke", "--render-only"])  # no NotJSONError: a placeholder, and the file named
+    out = capsys.readouterr().out
+    assert f"placeholder page for 01_alpha ({book.executed / 'smoke' / '01_alpha.ipynb'} is damaged" in out
+    assert sorted(_contents(book.generated)) == ["01_alpha.md", "02_beta.ipynb", "provenance.json", "provenance.md",
+                                                 "run_times.md", "summary.md"]
+    assert len(book.builds) == 1 and len(book.executions) == 2
+
+
+def test_a_copy_that_is_not_a_notebook_is_named(tmp_path):
+    (tmp_path / "01_x.ipynb").write_text('{"cells": [')
+    with pytest.raises(SystemExit, match=r"01_x.ipynb does not read as a notebook \(NotJSONError\)"):
+        publishing.copy_for_readers(tmp_path / "01_x.ipynb", tmp_path / "out.ipynb")
+    assert not (tmp_path / "out.ipynb").exists()
 
 
 def test_render_only_renders_what_was_executed_with_placeholders(book, capsys):
@@ -287,12 +358,12 @@ def _stamp(book, profile: str, stem: str, seconds: float, finished: str) -> None
 
 
 def test_the_estimate_comes_from_the_last_run_of_the_profile_else_of_any_profile(book):
-    assert runbook.estimate("01_alpha", "gpu") == "no earlier run, no estimate"
+    assert execution.estimate("01_alpha", "gpu") == "no earlier run, no estimate"
     _stamp(book, "smoke", "01_alpha", 12, "2026-01-01T00:00:00+00:00")
     _stamp(book, "cpu", "01_alpha", 600, "2026-02-01T00:00:00+00:00")
-    assert "on profile 'cpu'" in runbook.estimate("01_alpha", "gpu") and "10 min" in runbook.estimate("01_alpha", "gpu")
+    assert "on profile 'cpu'" in execution.estimate("01_alpha", "gpu") and "10 min" in execution.estimate("01_alpha", "gpu")
     _stamp(book, "gpu", "01_alpha", 5400, "2026-03-01T00:00:00+00:00")
-    assert runbook.estimate("01_alpha", "gpu").startswith("about 1 h 30 min (the last run, 2026-03-01)")
+    assert execution.estimate("01_alpha", "gpu").startswith("about 1 h 30 min (the last run, 2026-03-01)")
 
 
 def test_each_notebook_starts_with_an_estimate_and_its_output_reaches_the_log(book, capsys):
@@ -307,8 +378,8 @@ def test_each_notebook_starts_with_an_estimate_and_its_output_reaches_the_log(bo
 
 
 def test_kernel_output_keeps_what_a_terminal_would_show_of_a_progress_bar(capsys):
-    runbook.configure_logging()
-    out = runbook.KernelOutput("nb", every=3600)
+    logs.configure_logging()
+    out = logs.KernelOutput("nb", every=3600)
     out.write(" 10%|#    | 1/10\r")       # the first state of a bar is shown at once
     out.write(" 50%|#####| 5/10\r")       # later states at most every `every` seconds
     out.write("100%|#####| 10/10\ndone\n")
@@ -318,13 +389,13 @@ def test_kernel_output_keeps_what_a_terminal_would_show_of_a_progress_bar(capsys
 
 
 def test_logging_is_configured_once_however_often_it_is_called():
-    runbook.configure_logging()
-    runbook.configure_logging(verbose=True)
+    logs.configure_logging()
+    logs.configure_logging(verbose=True)
     for name in ("persona.runbook", "papermill"):
-        ours = [h for h in logging.getLogger(name).handlers if isinstance(h, runbook._StderrHandler)]
+        ours = [h for h in logging.getLogger(name).handlers if isinstance(h, logs._StderrHandler)]
         assert len(ours) == 1, name
     assert logging.getLogger("papermill").level == logging.INFO
-    runbook.configure_logging()
+    logs.configure_logging()
     assert logging.getLogger("papermill").level == logging.WARNING
 
 
@@ -431,113 +502,11 @@ def test_the_models_of_the_notebooks_to_run_are_checked_first(book):
 
 
 def test_a_failed_model_check_stops_the_run_before_any_notebook(book, monkeypatch):
-    monkeypatch.setattr(runbook, "preflight", lambda runs, device=None: ["02_beta: Model 'm' cannot be loaded: ..."])
+    monkeypatch.setattr(model_check, "check_models", lambda runs, device=None: ["02_beta: Model 'm' cannot be loaded: ..."])
     with pytest.raises(SystemExit, match=r"The models cannot be run as asked: 1 problem\(s\); nothing was run.\n"
                                          r"  02_beta: Model 'm' cannot be loaded"):
         runbook.main(["--profile", "smoke"])
     assert book.executions == []
-
-
-# The models' preflight itself (persona.models.preflight through the runner), with a fake device
-
-LLAMA3_8B = dict(model_type="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336,
-                 num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)
-
-
-def _notebook(folder: Path, source: str) -> Path:
-    nb = new_notebook(cells=[new_code_cell(source, metadata={"tags": ["parameters"]})])
-    path = folder / "02_model.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
-def _config_only(folder: Path, **config) -> str:
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(config))
-    return str(folder)
-
-
-def test_models_to_load_reads_the_parameters_and_the_notebooks_defaults(tmp_path):
-    nb = _notebook(tmp_path, 'model = "smollm2-135m-instruct"\ndtype = "auto"\nbatch_size = 8\n')
-    assert runbook.models_to_load(nb, {}) == [("smollm2-135m-instruct", "auto")]
-    assert runbook.models_to_load(nb, {"model": "/m/x", "dtype": "bfloat16"}) == [("/m/x", "bfloat16")]
-    trait = _notebook(tmp_path, 'models = ["a", "b"]\ndetail_models = None\n')
-    assert runbook.models_to_load(trait, {"models": ["a", "b", "a"]}) == [("a", "auto"), ("b", "auto")]
-
-
-def test_preflight_without_a_gpu_refuses_an_8b_model_in_bfloat16_naming_the_fixes(tmp_path):
-    from persona.models import Device
-
-    nb = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\n')
-    big = _config_only(tmp_path / "llama3-8b", **LLAMA3_8B)
-    cpu = Device("cpu", "test cpu", None, 512 * 10**9)
-    (problem,) = runbook.preflight([(nb, {"model": big, "dtype": "bfloat16"})], device=cpu)
-    assert problem.startswith(f"02_model: Model '{big}' (8.0 B parameters) would run in bfloat16 on the CPU: torch "
-                              f"sees no CUDA GPU")
-    for fix in ("run on a machine with a CUDA GPU", "--profile cpu", "--param dtype=float32", "-p dtype float32"):
-        assert fix in problem
-    # dtype auto on a machine without CUDA: float32, but still an 8B model without a GPU
-    assert "would run in float32 on the CPU" in runbook.preflight([(nb, {"model": big})], device=cpu)[0]
-    # asked for explicitly, float32 on the CPU is a deliberate (slow) choice: allowed when the RAM suffices
-    assert runbook.preflight([(nb, {"model": big, "dtype": "float32"})], device=cpu) == []
-
-
-def test_preflight_on_a_gpu_with_too_little_memory_names_what_to_change(tmp_path, capsys):
-    from persona.models import Device
-
-    nb = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\n')
-    big = _config_only(tmp_path / "llama3-8b", **LLAMA3_8B)
-    small = Device("cuda", "Fake GPU 12GB", 11 * 10**9, 12 * 10**9)
-    (problem,) = runbook.preflight([(nb, {"model": big})], device=small)  # auto on CUDA: bfloat16
-    assert "needs about 20.9 GB of GPU memory in bfloat16" in problem and "11.0 GB free of 12.0 GB" in problem
-    assert "The weights alone do not fit" in problem and "a smaller model" in problem
-    tight = Device("cuda", "Fake GPU 20GB", 19 * 10**9, 20 * 10**9)
-    (problem,) = runbook.preflight([(nb, {"model": big})], device=tight)
-    assert "lower `batch_size` and `dpo_batch_size`" in problem
-    # a notebook that trains DPO: its batch's activations count too (the alignment chapter at dpo_batch_size 16)
-    dpo = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\ndpo_method = "dpo[corrected]"\ndpo_batch_size = 8\n')
-    card = Device("cuda", "Fake GPU 24GB", int(23.6e9), 24 * 10**9)
-    assert runbook.preflight([(dpo, {"model": big, "dpo_batch_size": 4})], device=card) == []
-    (problem,) = runbook.preflight([(dpo, {"model": big, "dpo_batch_size": 16})], device=card)
-    assert "plus 14.4 GB for DPO's backward pass at dpo_batch_size 16" in problem
-    assert "Scoring fits" in problem and "--param dpo_batch_size=4" in problem
-    assert runbook.training_tokens(dpo, {"dpo_method": None}) == 0
-    roomy = Device("cuda", "Fake GPU 80GB", 79 * 10**9, 80 * 10**9)
-    assert runbook.preflight([(nb, {"model": big})], device=roomy) == []
-    assert "02_model: model " in capsys.readouterr().out
-
-
-def test_preflight_names_a_hub_model_missing_offline_and_probes_no_device_for_embedded_ones(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    nb = _notebook(tmp_path, 'model = "m"\ndtype = "auto"\n')
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    probed = []
-    monkeypatch.setattr(runbook, "probe_device", lambda: probed.append(1) or __import__("persona.models").models.Device("cpu"))
-    assert runbook.preflight([(nb, {"model": "smollm2-135m-instruct", "dtype": "bfloat16"})]) == [] and not probed
-    (problem,) = runbook.preflight([(nb, {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "dtype": "bfloat16"})])
-    assert "it is not in the local hub cache, and the hub is offline (HF_HUB_OFFLINE=1)" in problem
-    assert "hf auth login" in problem and "HF_TOKEN" in problem and "--param model=/path/to/folder" in problem
-    assert "Also: " in problem and "torch sees no CUDA GPU" in problem  # what the next run would meet on this machine
-
-
-def test_the_device_is_probed_in_a_child_process_on_cuda(monkeypatch):
-    import torch
-
-    from persona.models import Device
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    reply = json.dumps({"type": "cuda", "name": "Fake H100", "free_bytes": 70 * 10**9, "total_bytes": 80 * 10**9})
-    calls = []
-
-    def fake_run(cmd, **kwargs):
-        calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout=f"noise\n{reply}\n", stderr="")
-
-    monkeypatch.setattr(runbook.subprocess, "run", fake_run)
-    assert runbook.probe_device() == Device("cuda", "Fake H100", 70 * 10**9, 80 * 10**9)
-    assert "probe_device" in calls[0][-1]
 
 
 def test_readers_get_no_stderr_of_cells_whose_page_hides_it(tmp_path):
@@ -549,7 +518,7 @@ def test_readers_get_no_stderr_of_cells_whose_page_hides_it(tmp_path):
     shown.outputs = [nbformat.v4.new_output("stream", name="stderr", text="shown on the page\n")]
     nb.cells = [hidden, shown]
     nbformat.write(nb, tmp_path / "in.ipynb")
-    runbook._copy_for_readers(tmp_path / "in.ipynb", tmp_path / "out.ipynb")
+    publishing.copy_for_readers(tmp_path / "in.ipynb", tmp_path / "out.ipynb")
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert [o["name"] for o in out.cells[0].outputs] == ["stdout"]
     assert [o["name"] for o in out.cells[1].outputs] == ["stderr"]

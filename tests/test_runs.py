@@ -53,6 +53,35 @@ def test_resume_with_other_parameters_or_code_is_refused(tmp_path):
         ResultStore(tmp_path, {"model": "a"}, code="c2")
 
 
+@pytest.mark.parametrize("damage", ["cut", "empty", "list", "binary"])
+def test_a_damaged_run_file_is_called_damaged_and_the_units_are_kept(tmp_path, damage):
+    """Issue #28: a damaged run.json was reported as 'written by other parameters', and the suggested fix
+    (delete the folder) threw verified units away. It is named damaged, no unit is touched, and deleting
+    only run.json, as the message says, reuses every unit of these parameters."""
+    store = ResultStore(tmp_path, {"n": 5}, code="c")
+    calls = []
+    resume(store, _units(calls), desc="test")
+    other = ResultStore(tmp_path / "other", {"n": 6}, code="c")  # a unit of other parameters, moved in by mistake
+    other.save("few-shot", "9", _rows(9), expected_rows=2)
+    for suffix in (".csv", ".meta.json"):
+        (tmp_path / "other" / "few-shot" / f"9{suffix}").rename(tmp_path / "few-shot" / f"9{suffix}")
+    run = tmp_path / "run.json"
+    text = run.read_text()
+    run.write_bytes({"cut": text[: len(text) // 2].encode(), "empty": b"", "list": b"[1, 2]",
+                     "binary": b"\xff\xfe\x00"}[damage])
+    units = sorted(p.name for p in (tmp_path / "few-shot").iterdir())
+    with pytest.raises(ValueError) as refused:
+        ResultStore(tmp_path, {"n": 5}, code="c")
+    message = str(refused.value)
+    assert "run.json is damaged" in message and "written by other parameters" not in message
+    assert "the 6 stored unit(s) beside it are kept, 5 of them made by these parameters" in message
+    assert "Delete only" in message and "Delete the folder" not in message
+    assert sorted(p.name for p in (tmp_path / "few-shot").iterdir()) == units  # nothing deleted
+    run.unlink()  # the fix the message names
+    again = resume(ResultStore(tmp_path, {"n": 5}, code="c"), _units(calls), desc="test")
+    assert len(calls) == 5 and len(again) == 10  # every unit of these parameters reused, none recomputed
+
+
 @pytest.mark.parametrize("damage", ["cut_line", "truncate", "empty", "no_meta", "edit"])
 def test_a_damaged_unit_is_reported_and_recomputed_never_used(tmp_path, damage, capsys):
     store = ResultStore(tmp_path, {"n": 5}, code="c")

@@ -13,6 +13,15 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A path as a log or a message shows it: relative to the repository when inside it, so that no
+    machine's own folders reach a notebook, a page or a log a reader sees."""
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def cache_dir() -> Path:
     """Root of the per-user cache; created on demand."""
     root = Path(os.environ.get("PERSONA_CACHE_DIR", Path.home() / ".cache" / "persona")).expanduser()

@@ -13,7 +13,8 @@ umask allows, ``persona.files``), and only
 units with a meta file are ever read, so a half-written or leftover temporary file is never a result.
 Before a unit is reused it is verified (meta present, checksum, row count, same run); a unit that fails
 is reported by path, deleted and recomputed. Opening a folder whose ``run.json`` names other
-parameters or other code is refused, with the fix named: results of older code are never resumed.
+parameters or other code is refused, with the fix named: results of older code are never resumed. A
+damaged ``run.json`` is refused as damaged, and the units beside it are kept (each names its run's hash).
 ``resume`` is the loop every experiment uses; it logs each unit with an estimate of the time left.
 """
 
@@ -33,7 +34,7 @@ from typing import Callable, Iterable, Sequence
 import pandas as pd
 
 from persona.files import atomic_write as _atomic_write
-from persona.paths import REPO_ROOT
+from persona.paths import shown
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
@@ -51,14 +52,6 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def shown(path: Path) -> str:
-    """A path as a log shows it: relative to the repository when inside it (no machine path in a notebook)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 class ResultStore:
     """Verified per-unit result files under ``root``; see the module docstring."""
 
@@ -68,20 +61,35 @@ class ResultStore:
         record = {"params": params, "code": code}
         text = json.dumps(record, sort_keys=True, indent=1, default=str)
         path = self.root / "run.json"
+        self.run_hash = _digest(text)[:16]
         if path.exists():
-            try:
-                old = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                old = None
-            if old is None or json.dumps(old, sort_keys=True, indent=1, default=str) != text:
-                what = "other code" if old and old.get("params") == json.loads(text)["params"] else "other parameters"
+            old, damage = _read_run(path)
+            if damage:
+                raise ValueError(self._damaged(path, damage))
+            if json.dumps(old, sort_keys=True, indent=1, default=str) != text:
+                what = "other code" if old.get("params") == json.loads(text)["params"] else "other parameters"
                 raise ValueError(
                     f"{shown(path)} was written by {what}; results are never mixed. Delete the folder "
                     f"{shown(self.root)} to recompute, or use another results folder."
                 )
         else:
             _atomic_write(path, text)
-        self.run_hash = _digest(text)[:16]
+
+    def _damaged(self, path: Path, damage: str) -> str:
+        """The refusal for a damaged ``run.json``: which parameters wrote the folder is unknown, but each
+        unit's meta file holds the hash of the run that made it, so the units are kept and the user is told
+        how many of them these parameters would reuse once only ``run.json`` is written again."""
+        runs = []
+        for meta in self.root.glob("*/*.meta.json"):
+            try:
+                runs.append(json.loads(meta.read_text()).get("run"))
+            except (OSError, ValueError, AttributeError):
+                runs.append(None)
+        ours = sum(run == self.run_hash for run in runs)
+        return (f"{shown(path)} is damaged ({damage}); the {len(runs)} stored unit(s) beside it are kept, "
+                f"{ours} of them made by these parameters and code. Delete only {shown(path)} and run again: it is "
+                f"written anew, every unit is verified against it (each records the hash of the parameters that "
+                f"made it), those made by these parameters are reused and any other is recomputed.")
 
     def path(self, group: str, key: object) -> Path:
         return self.root / _safe(group) / f"{_safe(key)}.csv"
@@ -212,3 +220,18 @@ def params_folder(root: str | os.PathLike, params: dict) -> Path:
     """``root/<hash of params>``: one results folder per distinct configuration."""
     text = json.dumps(params, sort_keys=True, default=str)
     return Path(root) / hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _read_run(path: Path) -> tuple[dict, str]:
+    """``(record, '')`` for an intact ``run.json``; ``({}, what is wrong)`` for a damaged one (unreadable,
+    not JSON, or not the ``{"params": ..., "code": ...}`` record a store writes)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return {}, f"unreadable: {exc.__class__.__name__}"
+    except json.JSONDecodeError as exc:
+        return {}, f"not valid JSON: {exc.msg} at line {exc.lineno}"
+    if not isinstance(record, dict) or set(record) != {"params", "code"}:
+        return {}, "not the record of parameters and code a results folder holds"
+    return record, ""
+

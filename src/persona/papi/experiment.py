@@ -244,6 +244,24 @@ def open_run(parameters: dict, *, model: str | None = None) -> Run:
                Activations(engine, setup, timer, batch_size=settings.batch_size), record, shard)
 
 
+#: Tokens of one DPO prompt (a PAPI item with PAlign's default system prompt and the answer cue): about 130
+#: with SmolLM2's tokenizer, taken as 160 for the memory estimate of a DPO batch.
+DPO_PROMPT_TOKENS = 160
+
+
+def training_load(params: dict) -> tuple[int, str]:
+    """Tokens of one DPO training batch a run with these notebook parameters may train (``dpo_batch_size``
+    prompts), and what to call that batch; ``(0, "")`` without DPO. The runbook asks this before any notebook
+    runs, to check that the model fits the GPU with DPO's activations (the notebooks that can train name it
+    in their metadata). The parameters are checked as ``open_run`` checks them (ValueError), so a bad one
+    stops the runbook before any notebook runs."""
+    settings = check_parameters({**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}})
+    if settings.dpo_method is None:
+        return 0, ""
+    return (settings.dpo.batch_size * DPO_PROMPT_TOKENS,
+            f"DPO's backward pass at dpo_batch_size {settings.dpo.batch_size}")
+
+
 @dataclass
 class PapiSetup:
     """The subjects and items of one run, plus the truth table ``persona.papi.metrics`` scores against."""
@@ -428,6 +446,6 @@ def sample_table(setup: PapiSetup) -> pd.DataFrame:
     return frame.value_counts().unstack("sign", fill_value=0).reindex(list(papi.DOMAINS))
 
 
-__all__ = ["AlignmentSettings", "Activations", "DEFAULTS", "PapiSetup", "Run", "check_parameters", "open_run", "PRODUCING_MODULES", "expressed_levels",
+__all__ = ["AlignmentSettings", "Activations", "DEFAULTS", "DPO_PROMPT_TOKENS", "PapiSetup", "Run", "check_parameters", "open_run", "PRODUCING_MODULES", "expressed_levels",
            "floor_predictions", "make_method", "missing", "papi_setup", "parse_method", "records", "run",
-           "sample_table", "stratified_items"]
+           "sample_table", "stratified_items", "training_load"]
