@@ -522,3 +522,15 @@ def test_readers_get_no_stderr_of_cells_whose_page_hides_it(tmp_path):
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert [o["name"] for o in out.cells[0].outputs] == ["stdout"]
     assert [o["name"] for o in out.cells[1].outputs] == ["stderr"]
+
+
+def test_readers_see_the_injected_parameters_as_a_collapsed_cell(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("n = 1", metadata={"tags": ["parameters", "hide-cell"]}),
+                nbformat.v4.new_code_cell("n = 10", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("print(n)")]
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    publishing.copy_for_readers(tmp_path / "in.ipynb", tmp_path / "out.ipynb")
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[1].metadata["tags"] == ["injected-parameters", "hide-cell"]
+    assert "hide-cell" not in out.cells[2].metadata.get("tags", [])

@@ -46,7 +46,8 @@ def _placeholder(notebook: Path, profile_name: str) -> str:
 def copy_for_readers(executed: Path, target: Path) -> None:
     """The executed notebook as readers get it (page and download): the stderr of cells tagged
     ``remove-stderr`` (progress logs, library warnings with this machine's paths) is dropped, as the page
-    hides it anyway; everything else is kept. A copy that does not read as a notebook is named."""
+    hides it anyway; papermill's cell of injected parameters is collapsed, like the defaults cell; everything
+    else is kept. A copy that does not read as a notebook is named."""
     import nbformat
 
     try:
@@ -55,7 +56,10 @@ def copy_for_readers(executed: Path, target: Path) -> None:
         raise SystemExit(f"{shown(executed)} does not read as a notebook ({type(exc).__name__}); the rendered "
                          f"chapters are left as they were. Execute it again (--only {Path(executed).stem}).") from None
     for cell in nb.cells:
-        if "remove-stderr" in cell.get("metadata", {}).get("tags", []) and cell.get("outputs"):
+        tags = cell.get("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")  # the run's parameters: one collapsed cell, as the defaults cell is
+        if "remove-stderr" in tags and cell.get("outputs"):
             cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
     nbformat.write(nb, target)
 
