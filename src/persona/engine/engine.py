@@ -1,4 +1,5 @@
-"""``Engine``: one object that asks a model multiple-choice questions, by likelihood or by text.
+"""``Engine``: one object that asks a model multiple-choice questions, by likelihood (of the option labels or
+of the option texts) or by generated text.
 
 The engine only calls the model's ``forward`` and ``generate``, so forward hooks on the model
 (PAS steering) and PEFT-wrapped models (DPO LoRA) work unchanged. Nothing is cached across
@@ -10,11 +11,30 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
+from persona.engine.cloze import (
+    NEUTRAL_CONTEXT,
+    _check_normalisation,
+    ClozeInputs,
+    OptionScores,
+    option_logprobs,
+    option_logprobs_naive,
+    unconditional_logprobs,
+)
 from persona.engine.generation import generate_greedy
 from persona.engine.items import MCPrompt
 from persona.engine.parsing import GenerationResult, parse_answer
 from persona.engine.rendering import encode, has_chat_template, render_text
-from persona.engine.scoring import LabelIds, ScoreResult, decoded_vocab, label_token_ids, score_batched, score_naive
+from persona.engine.scoring import (
+    LabelIds,
+    ScoreResult,
+    _n_options,
+    decoded_vocab,
+    label_token_ids,
+    score_batched,
+    score_naive,
+)
 
 
 class Engine:
@@ -86,6 +106,34 @@ class Engine:
     def score_naive(self, prompts: Sequence[MCPrompt]) -> ScoreResult:
         """Reference: one prompt per forward, nothing shared (for tests and benchmarks)."""
         return score_naive(self.model, prompts, [self.encode(p) for p in prompts], self.label_token_ids)
+
+    # -- option texts (cloze) -----------------------------------------------------------------
+    def score_options(self, prompts: Sequence[MCPrompt], option_texts: Sequence[Sequence[str]], *,
+                      normalisation: str = "length", neutral: str = NEUTRAL_CONTEXT,
+                      progress: bool = False, naive: bool = False) -> OptionScores:
+        """The likelihood of each option's text as the answer to its prompt (``persona.engine.cloze``).
+
+        ``option_texts[i]``: prompt i's option texts in IDENTITY order (the columns of the result; the
+        prompt's permutation only changes the text it shows). ``normalisation``: "none", "length" (per
+        character), "token" (per token) or "unconditional" (minus the log-probability after ``neutral``,
+        computed only for this one); ``renormalised`` gives the others from the same log-probabilities.
+        ``naive``: the reference path (one forward per prompt and option).
+        """
+        _check_normalisation(normalisation)
+        n = _n_options(prompts)
+        inputs = ClozeInputs.prepare([self.render(p) for p in prompts], option_texts, self.tokenizer,
+                                     not self.use_chat_template, [n] * len(prompts))
+        if naive:
+            logprob = option_logprobs_naive(self.model, inputs)
+        else:
+            logprob = option_logprobs(self.model, [p.system for p in prompts], inputs,
+                                      cache_prefix=self.cache_prefix, progress=progress)
+        unconditional = None
+        if normalisation == "unconditional":
+            unconditional = unconditional_logprobs(self.model, self.tokenizer, inputs.strings, neutral,
+                                                   batch_size=self.batch_size, naive=naive)
+        n_tokens = np.array([[len(t) for t in row] for row in inputs.tokens], float)
+        return OptionScores.build(logprob, n_tokens, inputs.n_chars, unconditional, normalisation)
 
     # -- generation ---------------------------------------------------------------------------
     def generate(

@@ -13,6 +13,16 @@
 * ``cf``      the content-free prompts that calibrate ``main``, ``self`` and ``persona``
               (``persona.trait.calibration``): one per template x order x system prompt.
 
+``TraitSettings.scoring`` names the protocols that read ``main``, ``persona`` and ``self``: "letter" (the
+official next-token probability of the option labels; always run) and the option-text (cloze) protocols
+"cloze-<normalisation>" (``persona.engine.cloze``). Any cloze protocol adds the tasks ``main-cloze`` (every
+model), ``persona-cloze`` and ``self-cloze`` (detailed models): the same prompts, both orders (the order
+changes only the prompt's list of options), each scored by the likelihood of each option's text. Their
+rows store the parts of every normalisation (log-probabilities after the prompt and after the neutral
+context, tokens, characters), so one run serves every cloze protocol; ``TraitRun.scored`` turns them into
+the per-order probability table that label scoring gives. They are tasks of their own, with their own
+results folders: changing the scoring never reuses label results, nor the reverse.
+
 The first model answers the full sample sizes; every later model answers ``other_sizes`` (a subsample of
 the first model's items, so the models can be compared item by item). Each (model, task) has its own
 results folder, named by a hash of its parameters (the item keys included) and of the code that produces
@@ -31,12 +41,13 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from persona.engine import Engine
+from persona.engine import NORMALISATIONS, Engine
+from persona.engine.cloze import NEUTRAL_CONTEXT
 from persona.runs import ResultStore, Unit, code_fingerprint, params_folder, resume
 from persona.trait.calibration import content_free_grid
 from persona.trait.items import TRAITS, TraitItem, load_trait_items, subsample
 from persona.trait.prompts import TEMPLATES, persona_system_prompt, trait_grid
-from persona.trait.scoring import RAW_COLS
+from persona.trait.scoring import CLOZE_PARTS, RAW_COLS, cloze_frame
 from persona.trait.selfreport import (
     LIKERT4,
     SelfReportItem,
@@ -50,6 +61,10 @@ from persona.trait.selfreport import (
 PRODUCING_MODULES = ("persona.engine", "persona.models", "persona.trait.items", "persona.trait.prompts",
                      "persona.trait.selfreport", "persona.trait.calibration", "persona.trait.run")
 TASKS = ("main", "bare", "persona", "self", "gen", "cf")
+#: Scoring protocols of the likelihood tasks: the label protocol and one per option-text normalisation.
+SCORINGS = ("letter", *(f"cloze-{n}" for n in NORMALISATIONS))
+#: The tasks scored by option text when a cloze protocol is asked, and the label task each mirrors.
+CLOZE_TASKS = {"main-cloze": "main", "persona-cloze": "persona", "self-cloze": "self"}
 #: Sample sizes a later model may answer at a smaller scale (``TraitSettings.other_sizes``).
 SIZE_FIELDS = ("per_trait", "bare_per_trait", "persona_per_trait", "selfreport_per_trait_level",
                "refusal_per_trait")
@@ -97,6 +112,8 @@ class TraitSettings:
     shard_size: int = 32
     min_label_mass: float = 0.05  # analysis: a template answered with less label mass is left out of trait scores
     n_boot: int = 2000  # analysis: bootstrap resamples of items
+    scoring: tuple[str, ...] = ("letter",)  # protocols read from main/persona/self (SCORINGS)
+    cloze_context: str = NEUTRAL_CONTEXT  # the neutral context of the "cloze-unconditional" normalisation
 
     def __post_init__(self) -> None:
         if not self.models or not all(isinstance(m, str) and m for m in self.models):
@@ -112,6 +129,13 @@ class TraitSettings:
         if isinstance(self.min_label_mass, bool) or not isinstance(self.min_label_mass, (int, float)) \
                 or not 0 <= self.min_label_mass < 1:
             raise ValueError(f"min_label_mass must be a number in [0, 1), got {self.min_label_mass!r}")
+        if (not isinstance(self.scoring, tuple) or not self.scoring or set(self.scoring) - set(SCORINGS)
+                or len(set(self.scoring)) < len(self.scoring) or "letter" not in self.scoring):
+            raise ValueError(f"scoring must be distinct names among {list(SCORINGS)} including 'letter' (the "
+                             f"official protocol, which the bare-token and calibration tasks read), "
+                             f"got {self.scoring!r}")
+        if not isinstance(self.cloze_context, str) or not self.cloze_context.strip():
+            raise ValueError(f"cloze_context must be a non-empty text, got {self.cloze_context!r}")
         if self.shard_size % 2:
             raise ValueError(f"shard_size must be even (an item's two orders share a shard), got {self.shard_size}")
         n = len(TEMPLATES)
@@ -141,7 +165,7 @@ class TraitSettings:
         values = {}
         for name in names:
             value = params[name]
-            if name in ("models", "detail_models", "templates", "persona_templates") and isinstance(value, str):
+            if name in ("models", "detail_models", "templates", "persona_templates", "scoring") and isinstance(value, str):
                 raise ValueError(f"{name} must be a list, got the string {value!r} (write [{value!r}])")
             values[name] = tuple(value) if isinstance(value, list) else value
         if values.get("detail_models") == ():
@@ -204,6 +228,24 @@ class TraitRun:
     frames: dict[str, pd.DataFrame]
     timings: pd.DataFrame
 
+    def scored(self, task: str, scoring: str = "letter") -> pd.DataFrame:
+        """The per-order rows of ``task`` ("main", "persona" or "self") under one scoring protocol, as the
+        table ``persona.trait.scoring.decisions`` reads (``raw_*`` in identity order), with a ``scoring``
+        column. Cloze protocols are derived from the task's cloze rows (any normalisation of SCORINGS, once
+        any cloze protocol was run)."""
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
+        if scoring == "letter":
+            return self.frames[task].assign(scoring="letter")
+        cloze_task = f"{task}-cloze"
+        if cloze_task not in CLOZE_TASKS or not len(self.frames.get(cloze_task, ())):
+            raise KeyError(f"no cloze rows for task {task!r}: run with a cloze protocol in settings.scoring")
+        return cloze_frame(self.frames[cloze_task], scoring.removeprefix("cloze-"))
+
+    def scored_all(self, task: str) -> pd.DataFrame:
+        """``scored`` under every protocol of ``settings.scoring``, stacked (tell them apart by ``scoring``)."""
+        return pd.concat([self.scored(task, s) for s in self.settings.scoring], ignore_index=True)
+
     @property
     def items(self) -> list[TraitItem]:
         """The first model's main sample (every later model's items are among them)."""
@@ -242,6 +284,35 @@ def _score_shard(engine: Engine, prompts: Sequence, meta: pd.DataFrame, label_id
         frame.loc[rows, RAW_COLS[: result.raw.shape[1]]] = result.raw
         frame.loc[rows, "mass"] = result.mass
     return frame
+
+
+def _cloze_shard(engine: Engine, prompts: Sequence, meta: pd.DataFrame, *, neutral: str,
+                 by_item: bool = True) -> pd.DataFrame:
+    """Option-text log-probabilities of a shard's prompts (the parts of every normalisation, ``CLOZE_PARTS``)
+    and the options' total probability as ``mass``; ``meta["options"]`` holds each prompt's option texts in
+    identity order. ``by_item`` as in ``_score_shard`` (an item's two orders share their header and stem)."""
+    meta = meta.reset_index(drop=True)
+    groups = (list(meta.groupby(["key", "template", "persona"], sort=False).indices.values()) if by_item
+              else [list(range(len(meta)))])
+    frame = meta.drop(columns="options")
+    for rows in groups:
+        result = engine.score_options([prompts[i] for i in rows], [meta.at[i, "options"] for i in rows],
+                                      normalisation="unconditional", neutral=neutral)
+        n = result.logprob.shape[1]
+        for name, cols in CLOZE_PARTS.items():
+            frame.loc[rows, cols[:n]] = getattr(result, name)
+        frame.loc[rows, "mass"] = result.mass
+    return frame
+
+
+def _with_options(grid: tuple[list, pd.DataFrame], options) -> tuple[list, pd.DataFrame]:
+    """A grid with each prompt's option texts (identity order) in ``meta["options"]``; ``options`` maps an
+    item key to them (or is one tuple for every prompt)."""
+    prompts, meta = grid
+    meta = meta.copy()
+    texts = [options if isinstance(options, tuple) else options[k] for k in meta["key"]]
+    meta["options"] = pd.Series(texts, index=meta.index, dtype=object)
+    return prompts, meta
 
 
 def _generate_shard(engine: Engine, prompts: Sequence, meta: pd.DataFrame, *, max_new_tokens: int) -> pd.DataFrame:
@@ -334,6 +405,18 @@ def _tasks(engine: Engine, run: TraitRun, name: str) -> dict[str, tuple[list, pd
                          "trait_items": ids(sample.refusal), "statements": ids(sample.selfreport_refusal)})
     tasks["cf"] = (*_content_free_grid(s, detailed), partial(_score_shard, engine, label_ids=None, by_item=False),
                    {"templates": s.templates, "persona_templates": s.persona_templates if detailed else None})
+    if any(x.startswith("cloze-") for x in s.scoring):
+        options = {it.key: it.options for it in sample.main}
+        cloze = {"scoring": "cloze", "neutral": s.cloze_context}
+        by_item = partial(_cloze_shard, engine, neutral=s.cloze_context)
+        tasks["main-cloze"] = (*_with_options(trait_grid(sample.main, s.templates), options), by_item,
+                               {**tasks["main"][3], **cloze})
+        if detailed:
+            tasks["persona-cloze"] = (*_with_options(_persona_grid(sample.persona, s.persona_templates), options),
+                                      partial(_cloze_shard, engine, neutral=s.cloze_context, by_item=False),
+                                      {**tasks["persona"][3], **cloze})
+            tasks["self-cloze"] = (*_with_options(selfreport_grid(sample.selfreport, s.templates), LIKERT4), by_item,
+                                   {**tasks["self"][3], **cloze})
     return tasks
 
 
@@ -348,7 +431,8 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
     run = TraitRun(settings=settings, samples=draw_samples(settings, load_trait_items(), load_selfreport_items()),
                    frames={}, timings=pd.DataFrame())
     code = code_fingerprint(*PRODUCING_MODULES)
-    collected: dict[str, list[pd.DataFrame]] = {task: [] for task in TASKS}
+    cloze = any(x.startswith("cloze-") for x in settings.scoring)
+    collected: dict[str, list[pd.DataFrame]] = {task: [] for task in (*TASKS, *(CLOZE_TASKS if cloze else ()))}
     timings = []
     for name in settings.models:
         start = time.perf_counter()
@@ -371,15 +455,13 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
         gc.collect()
     run.frames = {task: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
                   for task, frames in collected.items()}
-    if len(run.frames["main"]):
-        run.frames["main"]["test"] = "TRAIT"
-    if len(run.frames["self"]):
-        run.frames["self"]["test"] = "self-report"
-    if len(run.frames["persona"]):
-        run.frames["persona"]["test"] = "TRAIT"
+    for task, test in (("main", "TRAIT"), ("self", "self-report"), ("persona", "TRAIT"), ("main-cloze", "TRAIT"),
+                       ("self-cloze", "self-report"), ("persona-cloze", "TRAIT")):
+        if len(run.frames.get(task, ())):
+            run.frames[task]["test"] = test
     run.timings = pd.DataFrame(timings)
     return run
 
 
-__all__ = ["PRODUCING_MODULES", "SIZE_FIELDS", "TASKS", "Sample", "TraitRun", "TraitSettings", "bare_label_ids",
-           "draw_samples", "run_trait"]
+__all__ = ["CLOZE_TASKS", "PRODUCING_MODULES", "SCORINGS", "SIZE_FIELDS", "TASKS", "Sample", "TraitRun",
+           "TraitSettings", "bare_label_ids", "draw_samples", "run_trait"]

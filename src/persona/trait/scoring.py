@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from persona.engine.calibration import mean_over_orders
+from persona.engine.cloze import normalise, softmax
 from persona.trait.items import HIGH_MASK, TRAITS
 from persona.trait.reliability import mean_interval
 
@@ -112,6 +113,31 @@ def bootstrap_ci(choices: np.ndarray, *, n_boot: int = 2000, level: float = 0.95
 
 
 RAW_COLS = [f"raw_{k}" for k in range(4)]
+
+# --- option-text (cloze) rows -----------------------------------------------------------------------
+#: What a cloze row stores per option (identity order), from which every normalisation is derived:
+#: the summed log-probability of the option's text after the prompt, the same after the neutral context,
+#: and the text's tokens and characters (``persona.engine.cloze``).
+CLOZE_PARTS = {"logprob": [f"logprob_{k}" for k in range(4)], "unconditional": [f"uncond_{k}" for k in range(4)],
+               "n_tokens": [f"ntok_{k}" for k in range(4)], "n_chars": [f"nchar_{k}" for k in range(4)]}
+
+
+def cloze_frame(frame: pd.DataFrame, normalisation: str) -> pd.DataFrame:
+    """Stored cloze rows as the per-order table label scoring gives: ``raw_*`` = the options' probabilities
+    under ``normalisation`` ("none", "length", "token", "unconditional"), so that :func:`decisions`, the
+    reliability measures and the persona tables read them unchanged; ``scoring`` = "cloze-<normalisation>".
+
+    ``mass`` stays what the rows store: the total probability of the four option texts after the prompt.
+    It is not a label mass (it is tiny for any sentence-long option), so a label-mass threshold
+    (``answered_templates``) does not apply to these rows.
+    """
+    n = sum(c in frame.columns for c in CLOZE_PARTS["logprob"])
+    parts = {name: frame[cols[:n]].to_numpy(float) for name, cols in CLOZE_PARTS.items()}
+    scores = normalise(parts["logprob"], parts["n_tokens"], parts["n_chars"], parts["unconditional"], normalisation)
+    out = frame.drop(columns=[c for cols in CLOZE_PARTS.values() for c in cols if c in frame.columns])
+    out[RAW_COLS[:n]] = softmax(scores)
+    out["scoring"] = f"cloze-{normalisation}"
+    return out
 
 
 # --- from per-order rows to item decisions and scores ---------------------------------------------
