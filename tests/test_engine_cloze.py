@@ -199,3 +199,24 @@ def test_bad_inputs_are_refused(tok):
         engine.score_options(prompts, options, normalisation="bytes")
     with pytest.raises(ValueError, match="empty"):
         engine.score_options(prompts[:1], [("a", "", "b", "c")])
+
+
+def test_any_grouping_gives_the_same_numbers_and_each_text_is_scored_once_unconditionally(tok):
+    engine = Engine(tiny_model("llama", tok), tok, batch_size=64)
+    prompts, options = prompts_and_options()
+    default = engine.score_options(prompts, options, normalisation="unconditional")
+    per_item = [k // 2 for k in range(len(prompts))]  # an item's two orders share their stem
+    counted = []
+    handle = engine.model.get_input_embeddings().register_forward_hook(lambda m, i, o: counted.append(i[0].numel()))
+    try:
+        grouped = engine.score_options(prompts, options, normalisation="unconditional", share=per_item)
+    finally:
+        handle.remove()
+    assert np.abs(grouped.logprob - default.logprob).max() < TOL * np.abs(default.logprob).max()
+    np.testing.assert_allclose(grouped.unconditional, default.unconditional, rtol=1e-5)
+    # forwards: per item its shared prefix and its two prompts; then the neutral prefix and ONE packed
+    # forward of the 12 distinct texts (each text recurs in 2 orders x 2 system prompts)
+    assert len(counted) == 3 * len(prompts) // 2 + 2
+    assert len({s for row in _inputs(engine, prompts, options).strings for s in row}) == 12
+    with pytest.raises(ValueError, match="share"):
+        engine.score_options(prompts, options, share=per_item[:-1])

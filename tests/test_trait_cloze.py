@@ -13,7 +13,7 @@ from persona.trait import scoring as S
 from persona.trait.items import TraitItem
 from persona.trait.prompts import trait_grid
 from persona.trait.run import TraitSettings, _cloze_shard, _with_options, run_trait
-from persona.trait.scoring import CLOZE_PARTS, RAW_COLS, cloze_frame, decisions
+from persona.trait.scoring import CLOZE_PARTS, RAW_COLS, cloze_frame, decisions, text_only_frame
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,11 @@ def test_synthetic_rows_give_known_decisions():
     assert dec["none"].loc["z", "fixed"] == 1.0 and dec["unconditional"].loc["z", "fixed"] == 0.0
     items = R.item_reliability(dec["none"].reset_index().assign(model="m", test="TRAIT"))
     assert items.set_index("key")["order_sensitivity"].to_dict() == {"x": 0.0, "y": 100.0, "z": 0.0}
+    # the text-only controls: item z's texts alone. Least likely text (-uncond): high2/low2 tie at 5, so
+    # undetermined; the likeliest text on its own: high1
+    control = {n: decisions(text_only_frame(frame, n)).set_index("key") for n in ("none", "unconditional")}
+    assert control["none"].loc["z", "fixed"] == 1.0 and np.isnan(control["unconditional"].loc["z", "fixed"])
+    assert (text_only_frame(frame, "length")["scoring"] == "text-only-length").all()
 
 
 def test_reliability_and_persona_tables_read_cloze_rows(engine):
@@ -143,5 +148,6 @@ def test_run_trait_stores_cloze_as_its_own_task(tok, tmp_path):
     assert set(dec["scoring"]) == {"letter", "cloze-length", "cloze-unconditional"} and len(dec) == 3 * 24
     assert set(both.timings["task"]) >= {"main", "main-cloze", "persona-cloze", "self-cloze"}
     assert both.scored("self", "cloze-token")["test"].eq("self-report").all()  # any normalisation, from the parts
+    assert both.scored("main", "text-only-unconditional")["scoring"].eq("text-only-unconditional").all()
     with pytest.raises(KeyError, match="cloze"):
         letter.scored("main", "cloze-length")

@@ -43,7 +43,7 @@ continuation string: each distinct string of a call is scored once, packed behin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 import torch
@@ -217,9 +217,10 @@ def _naive_one(model, context: list[int], continuation: list[int]) -> float:
 
 
 @torch.no_grad()
-def option_logprobs(model, systems: Sequence[str | None], inputs: ClozeInputs, *, cache_prefix: bool = True,
+def option_logprobs(model, systems: Sequence[Hashable], inputs: ClozeInputs, *, cache_prefix: bool = True,
                     progress: bool = False) -> np.ndarray:
-    """(n_prompts, n_options) summed log-probabilities of each continuation after its prompt (fast path)."""
+    """(n_prompts, n_options) summed log-probabilities of each continuation after its prompt (fast path);
+    prompts with the same ``systems`` entry share the encoding of their common token prefix."""
     out = np.full(inputs.n_chars.shape, np.nan)
     contexts = inputs.contexts
     groups = plan(systems, contexts, max(1, len(contexts)), cache_prefix)

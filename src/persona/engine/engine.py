@@ -9,7 +9,7 @@ with the same ``system`` is encoded once.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -110,14 +110,18 @@ class Engine:
     # -- option texts (cloze) -----------------------------------------------------------------
     def score_options(self, prompts: Sequence[MCPrompt], option_texts: Sequence[Sequence[str]], *,
                       normalisation: str = "length", neutral: str = NEUTRAL_CONTEXT,
-                      progress: bool = False, naive: bool = False) -> OptionScores:
+                      share: Sequence[Hashable] | None = None, progress: bool = False,
+                      naive: bool = False) -> OptionScores:
         """The likelihood of each option's text as the answer to its prompt (``persona.engine.cloze``).
 
         ``option_texts[i]``: prompt i's option texts in IDENTITY order (the columns of the result; the
         prompt's permutation only changes the text it shows). ``normalisation``: "none", "length" (per
         character), "token" (per token) or "unconditional" (minus the log-probability after ``neutral``,
         computed only for this one); ``renormalised`` gives the others from the same log-probabilities.
-        ``naive``: the reference path (one forward per prompt and option).
+        ``share[i]``: the group of prompt i, whose common token prefix is encoded once (default: its
+        ``system``, as in ``score``); e.g. one group per item when an item's orders share its stem. Any
+        grouping gives the same numbers; each distinct continuation is scored once per call after
+        ``neutral``. ``naive``: the reference path (one forward per prompt and option).
         """
         _check_normalisation(normalisation)
         n = _n_options(prompts)
@@ -126,7 +130,10 @@ class Engine:
         if naive:
             logprob = option_logprobs_naive(self.model, inputs)
         else:
-            logprob = option_logprobs(self.model, [p.system for p in prompts], inputs,
+            groups = list(share) if share is not None else [p.system for p in prompts]
+            if len(groups) != len(prompts):
+                raise ValueError(f"{len(prompts)} prompts but {len(groups)} share keys")
+            logprob = option_logprobs(self.model, groups, inputs,
                                       cache_prefix=self.cache_prefix, progress=progress)
         unconditional = None
         if normalisation == "unconditional":

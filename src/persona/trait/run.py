@@ -47,7 +47,7 @@ from persona.runs import ResultStore, Unit, code_fingerprint, params_folder, res
 from persona.trait.calibration import content_free_grid
 from persona.trait.items import TRAITS, TraitItem, load_trait_items, subsample
 from persona.trait.prompts import TEMPLATES, persona_system_prompt, trait_grid
-from persona.trait.scoring import CLOZE_PARTS, RAW_COLS, cloze_frame
+from persona.trait.scoring import CLOZE_PARTS, RAW_COLS, cloze_frame, text_only_frame
 from persona.trait.selfreport import (
     LIKERT4,
     SelfReportItem,
@@ -63,6 +63,8 @@ PRODUCING_MODULES = ("persona.engine", "persona.models", "persona.trait.items", 
 TASKS = ("main", "bare", "persona", "self", "gen", "cf")
 #: Scoring protocols of the likelihood tasks: the label protocol and one per option-text normalisation.
 SCORINGS = ("letter", *(f"cloze-{n}" for n in NORMALISATIONS))
+#: The controls of the cloze protocols: the same decisions from the option texts alone (``text_only_frame``).
+CONTROLS = tuple(f"text-only-{n}" for n in NORMALISATIONS)
 #: The tasks scored by option text when a cloze protocol is asked, and the label task each mirrors.
 CLOZE_TASKS = {"main-cloze": "main", "persona-cloze": "persona", "self-cloze": "self"}
 #: Sample sizes a later model may answer at a smaller scale (``TraitSettings.other_sizes``).
@@ -231,15 +233,17 @@ class TraitRun:
     def scored(self, task: str, scoring: str = "letter") -> pd.DataFrame:
         """The per-order rows of ``task`` ("main", "persona" or "self") under one scoring protocol, as the
         table ``persona.trait.scoring.decisions`` reads (``raw_*`` in identity order), with a ``scoring``
-        column. Cloze protocols are derived from the task's cloze rows (any normalisation of SCORINGS, once
-        any cloze protocol was run)."""
-        if scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
+        column. Cloze protocols and their text-only controls (CONTROLS) are derived from the task's cloze
+        rows (any normalisation, once any cloze protocol was run)."""
+        if scoring not in SCORINGS + CONTROLS:
+            raise ValueError(f"scoring must be one of {list(SCORINGS + CONTROLS)}, got {scoring!r}")
         if scoring == "letter":
             return self.frames[task].assign(scoring="letter")
         cloze_task = f"{task}-cloze"
         if cloze_task not in CLOZE_TASKS or not len(self.frames.get(cloze_task, ())):
             raise KeyError(f"no cloze rows for task {task!r}: run with a cloze protocol in settings.scoring")
+        if scoring in CONTROLS:
+            return text_only_frame(self.frames[cloze_task], scoring.removeprefix("text-only-"))
         return cloze_frame(self.frames[cloze_task], scoring.removeprefix("cloze-"))
 
     def scored_all(self, task: str) -> pd.DataFrame:
@@ -290,18 +294,18 @@ def _cloze_shard(engine: Engine, prompts: Sequence, meta: pd.DataFrame, *, neutr
                  by_item: bool = True) -> pd.DataFrame:
     """Option-text log-probabilities of a shard's prompts (the parts of every normalisation, ``CLOZE_PARTS``)
     and the options' total probability as ``mass``; ``meta["options"]`` holds each prompt's option texts in
-    identity order. ``by_item`` as in ``_score_shard`` (an item's two orders share their header and stem)."""
+    identity order. ``by_item`` as in ``_score_shard`` (an item's two orders share their header and stem);
+    one engine call per shard either way, so each distinct option text is scored once after the neutral
+    context (the texts are the same in both orders and, in a chat template, in every template)."""
     meta = meta.reset_index(drop=True)
-    groups = (list(meta.groupby(["key", "template", "persona"], sort=False).indices.values()) if by_item
-              else [list(range(len(meta)))])
+    share = list(zip(meta["key"], meta["template"], meta["persona"])) if by_item else None
+    result = engine.score_options(list(prompts), meta["options"].tolist(), normalisation="unconditional",
+                                  neutral=neutral, share=share)
     frame = meta.drop(columns="options")
-    for rows in groups:
-        result = engine.score_options([prompts[i] for i in rows], [meta.at[i, "options"] for i in rows],
-                                      normalisation="unconditional", neutral=neutral)
-        n = result.logprob.shape[1]
-        for name, cols in CLOZE_PARTS.items():
-            frame.loc[rows, cols[:n]] = getattr(result, name)
-        frame.loc[rows, "mass"] = result.mass
+    n = result.logprob.shape[1]
+    for name, cols in CLOZE_PARTS.items():
+        frame[cols[:n]] = getattr(result, name)
+    frame["mass"] = result.mass
     return frame
 
 
@@ -463,5 +467,5 @@ def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitR
     return run
 
 
-__all__ = ["CLOZE_TASKS", "PRODUCING_MODULES", "SCORINGS", "SIZE_FIELDS", "TASKS", "Sample", "TraitRun",
-           "TraitSettings", "bare_label_ids", "draw_samples", "run_trait"]
+__all__ = ["CLOZE_TASKS", "CONTROLS", "PRODUCING_MODULES", "SCORINGS", "SIZE_FIELDS", "TASKS", "Sample",
+           "TraitRun", "TraitSettings", "bare_label_ids", "draw_samples", "run_trait"]

@@ -131,12 +131,40 @@ def cloze_frame(frame: pd.DataFrame, normalisation: str) -> pd.DataFrame:
     It is not a label mass (it is tiny for any sentence-long option), so a label-mass threshold
     (``answered_templates``) does not apply to these rows.
     """
-    n = sum(c in frame.columns for c in CLOZE_PARTS["logprob"])
-    parts = {name: frame[cols[:n]].to_numpy(float) for name, cols in CLOZE_PARTS.items()}
+    parts = _cloze_parts(frame)
     scores = normalise(parts["logprob"], parts["n_tokens"], parts["n_chars"], parts["unconditional"], normalisation)
+    return _as_table(frame, scores, f"cloze-{normalisation}")
+
+
+def text_only_frame(frame: pd.DataFrame, normalisation: str) -> pd.DataFrame:
+    """The control of a cloze protocol: the same table from the option texts alone, without the question
+    (``scoring`` = "text-only-<normalisation>").
+
+    For "none", "length" and "token" the scores are the normalised log-probabilities after the neutral
+    context instead of after the prompt (token counts: those after the prompt). For "unconditional" they are minus those log-probabilities: what
+    the protocol picks when the prompt makes every option equally likely (a prompt that lists the options
+    lets a model copy any of them almost surely), i.e. the option text least likely on its own. The texts
+    are the same in both orders and (given the same separator) every template, so the control is
+    consistent by construction; a protocol whose decisions mostly equal its control's owes its consistency
+    to the option texts, not to the question.
+    """
+    parts = _cloze_parts(frame)
+    if normalisation == "unconditional":
+        scores = -parts["unconditional"]
+    else:
+        scores = normalise(parts["unconditional"], parts["n_tokens"], parts["n_chars"], None, normalisation)
+    return _as_table(frame, scores, f"text-only-{normalisation}")
+
+
+def _cloze_parts(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    n = sum(c in frame.columns for c in CLOZE_PARTS["logprob"])
+    return {name: frame[cols[:n]].to_numpy(float) for name, cols in CLOZE_PARTS.items()}
+
+
+def _as_table(frame: pd.DataFrame, scores: np.ndarray, scoring: str) -> pd.DataFrame:
     out = frame.drop(columns=[c for cols in CLOZE_PARTS.values() for c in cols if c in frame.columns])
-    out[RAW_COLS[:n]] = softmax(scores)
-    out["scoring"] = f"cloze-{normalisation}"
+    out[RAW_COLS[: scores.shape[1]]] = softmax(scores)
+    out["scoring"] = scoring
     return out
 
 
