@@ -105,6 +105,7 @@ step provision "$PY" -m persona.provision
 # 3. unit tests on CUDA, and the fast unit tests (their models go to the GPU where they ask for "auto")
 step unit-tests "$PY" -m pytest -q -p no:cacheprovider -m "not slow and not rehearsal" \
   tests/test_cuda.py tests/test_engine_scoring.py tests/test_engine_generation.py tests/test_engine_packing.py \
+  tests/test_engine_cloze.py \
   tests/test_pas.py tests/test_dpo.py tests/test_models.py tests/test_runbook.py tests/test_runbook_models.py tests/test_runs.py
 grep -E "passed|failed|skipped" "$OUT/unit-tests.log" | tail -n 1 || true
 

@@ -220,3 +220,16 @@ def test_any_grouping_gives_the_same_numbers_and_each_text_is_scored_once_uncond
     assert len({s for row in _inputs(engine, prompts, options).strings for s in row}) == 12
     with pytest.raises(ValueError, match="share"):
         engine.score_options(prompts, options, share=per_item[:-1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/device_check.sh runs it)")
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_fast_path_equals_naive_loop_on_cuda(tok, family):
+    """On CUDA the packed rows go through the dense mask (no block attention): float32 to 1e-4, bfloat16 to
+    its rounding."""
+    prompts, options = prompts_and_options()
+    for dtype, tolerance in ((torch.float32, TOL), (torch.bfloat16, 0.05)):
+        engine = Engine(tiny_model(family, tok).to("cuda", dtype), tok, batch_size=3)
+        fast = engine.score_options(prompts, options, normalisation="unconditional")
+        naive = engine.score_options(prompts, options, normalisation="unconditional", naive=True)
+        assert np.abs(fast.probs - naive.probs).max() < tolerance, (family, dtype)
