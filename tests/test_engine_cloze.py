@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from persona.engine import Engine, MCItem, Template, build_prompt, order_permutation
 from persona.engine import cloze
 from persona.engine.cloze import ClozeInputs, normalise, softmax, split_answer_position
-from persona.engine.testing import tiny_model
 
 TOL = 1e-4
 

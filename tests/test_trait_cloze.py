@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import mirror_or_skip
+from tiny_models import tiny_model, torch_threads
 
 from persona.engine import Engine
-from persona.engine.testing import tiny_model, torch_threads
 from persona.trait import reliability as R
 from persona.trait import scoring as S
 from persona.trait.items import TraitItem
@@ -118,6 +118,10 @@ def test_settings_check_the_scoring():
             TraitSettings(scoring=bad)
     with pytest.raises(ValueError, match="cloze_context"):
         TraitSettings(cloze_context=" ")
+    # from a notebook's parameters: a list becomes a tuple, a lone string is refused (not split into letters)
+    assert TraitSettings.from_parameters({"scoring": ["letter", "cloze-length"]}).scoring == ("letter", "cloze-length")
+    with pytest.raises(ValueError, match="scoring"):
+        TraitSettings.from_parameters({"scoring": "letter"})
 
 
 def tiny_loader(tok):
