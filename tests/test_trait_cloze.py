@@ -155,3 +155,33 @@ def test_run_trait_stores_cloze_as_its_own_task(tok, tmp_path):
     assert both.scored("main", "text-only-unconditional")["scoring"].eq("text-only-unconditional").all()
     with pytest.raises(KeyError, match="cloze"):
         letter.scored("main", "cloze-length")
+
+
+def test_protocol_rows_put_every_protocol_side_by_side_with_its_control_and_check(tok, tmp_path):
+    from persona import gate as G
+    from persona.trait import protocols
+    from persona.trait.calibration import calibrate_frame
+
+    mirror_or_skip()
+    small = dict(models=("a",), per_trait=2, persona_per_trait=1, refusal_per_trait=1, bare_per_trait=1,
+                 selfreport_per_trait_level=1, max_new_tokens=2, batch_size=8, shard_size=16,
+                 scoring=("letter", "cloze-length", "cloze-unconditional"))
+    with torch_threads(1):
+        run = run_trait(TraitSettings(**small), tmp_path, load=tiny_loader(tok))
+    plain = run.frames["cf"][run.frames["cf"]["persona"] == "none"]
+    calibrated = S.decisions(calibrate_frame(run.frames["main"], plain), keys=protocols.KEYS)
+    table, checks = protocols.protocol_rows(run, "a", run.settings.scoring, calibrated_letter=calibrated,
+                                            n_boot=200, seed=0, family_size=8)
+    assert list(table.index) == ["letter", "cloze-length", "cloze-unconditional"]
+    assert set(checks) == set(table.index) and all(isinstance(c, G.Check) for c in checks.values())
+    assert table[["TRAIT order sensitivity", "proxy order sensitivity"]].notna().all().all()
+    assert np.isnan(table.loc["letter", "agrees with text-only control (%)"])
+    assert table.loc[["cloze-length", "cloze-unconditional"], "agrees with text-only control (%)"].between(0, 100).all()
+
+
+def test_control_agreement_counts_equal_item_decisions():
+    from persona.trait.protocols import control_agreement
+
+    dec = pd.DataFrame({"key": ["a", "b", "c", "d"], "template": 0, "fixed": [1.0, 0.0, 1.0, np.nan]})
+    control = dec.assign(fixed=[1.0, 1.0, 1.0, 0.0])
+    assert control_agreement(dec, control) == pytest.approx(100 * 2 / 3)  # d is undetermined: left out
