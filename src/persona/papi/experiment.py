@@ -317,14 +317,17 @@ class Activations:
         self.engine, self.setup, self.timer, self.batch_size = engine, setup, timer, batch_size
         self._done: dict[str, np.ndarray] = {}
 
-    def get(self, contrast: str) -> Callable[[], np.ndarray]:
-        def compute() -> np.ndarray:
-            if contrast not in self._done:
-                with self.timer.stage("pas/activations", method=f"contrast:{contrast}", subject=None):
-                    self._done[contrast] = contrast_activations(self.engine, self.setup.known, CONTRASTS[contrast],
-                                                                batch_size=self.batch_size)
-            return self._done[contrast]
-        return compute
+    def array(self, contrast: str) -> np.ndarray:
+        """The activations of one contrast construction, computed (and timed) on first use."""
+        if contrast not in self._done:
+            with self.timer.stage("pas/activations", method=f"contrast:{contrast}", subject=None):
+                self._done[contrast] = contrast_activations(self.engine, self.setup.known, CONTRASTS[contrast],
+                                                            batch_size=self.batch_size)
+        return self._done[contrast]
+
+    def lazy(self, contrast: str) -> Callable[[], np.ndarray]:
+        """A deferred :meth:`array`: PAS computes it in ``prepare``, outside the first subject's timed fit."""
+        return lambda: self.array(contrast)
 
 
 def make_method(name: str, engine, setup: PapiSetup, settings: AlignmentSettings, *,
@@ -343,7 +346,7 @@ def make_method(name: str, engine, setup: PapiSetup, settings: AlignmentSettings
     if activations is None:
         raise ValueError("PAS needs the contrast activations")
     contrast = "palign" if pipeline == "palign" else settings.contrast
-    return PAS(engine, activations.get(contrast), setup.known, contrast=CONTRASTS[contrast], protocol=args[0],
+    return PAS(engine, activations.lazy(contrast), setup.known, contrast=CONTRASTS[contrast], protocol=args[0],
                test_items=setup.test, few_shot="no-fs" not in args, convention=args[-1], alphas=settings.alphas,
                k_share=settings.k_share, seed=settings.seed, val_fraction=settings.dpo.val_fraction,
                timer=timer, mode=mode)
