@@ -352,6 +352,45 @@ def make_method(name: str, engine, setup: PapiSetup, settings: AlignmentSettings
                timer=timer, mode=mode)
 
 
+# ----------------------------------------------------------------------------------- the positive control
+
+
+def positive_control(run: Run, alphas: Sequence[float], constructions: Sequence[str] | None = None,
+                     k_share: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The instrument check of PAS (the gate's "positive control"): the *agree* direction of each contrast
+    construction, fitted on the sample's known items, steers the held-out items at each alpha.
+
+    Returns the dose-response curve (expected answer per construction, alpha, item and order) and the shifts
+    from alpha 0 with their intervals (items as units; the family is every shift tested)."""
+    from persona.papi import analysis
+    from persona.papi.methods.pas import agree_directions, dose_response
+    from persona.papi.methods.pas_core import head_count
+
+    constructions = list(dict.fromkeys(constructions or [run.settings.contrast]))
+    k = head_count(k_share or run.settings.k_share, run.total_heads)
+    family = 2 * 3 * (len(alphas) - 1) if len(constructions) > 1 else 3 * (len(alphas) - 1)
+    curves, shifts = [], []
+    for construction in constructions:
+        agree = agree_directions(run.activations.array(construction), CONTRASTS[construction], k=k,
+                                 seed=run.settings.seed)
+        curve = dose_response(run.engine, run.setup.test, agree, alphas).assign(construction=construction)
+        curves.append(curve)
+        shifts.append(analysis.control_shifts(curve, family_size=family).assign(construction=construction))
+    return pd.concat(curves, ignore_index=True), pd.concat(shifts, ignore_index=True)
+
+
+def stored_control(run: Run, alphas: Sequence[float]) -> pd.DataFrame:
+    """The positive control's shifts at its largest alpha for PAS's own construction, one row per order: read
+    from the run's results folder (the alignment chapter stores them), computed and stored when missing (a
+    chapter run on its own)."""
+    construction = run.settings.contrast
+    if not run.store.done("control", construction):
+        _, shifts = positive_control(run, sorted({0, max(alphas)}))
+        top = shifts[shifts["alpha"] == max(alphas)]
+        run.store.save("control", construction, top.reset_index(drop=True))
+    return run.store.read("control", construction)
+
+
 # ----------------------------------------------------------------------------------- running
 
 
@@ -449,6 +488,6 @@ def sample_table(setup: PapiSetup) -> pd.DataFrame:
     return frame.value_counts().unstack("sign", fill_value=0).reindex(list(papi.DOMAINS))
 
 
-__all__ = ["AlignmentSettings", "Activations", "DEFAULTS", "DPO_PROMPT_TOKENS", "PapiSetup", "Run", "check_parameters", "open_run", "PRODUCING_MODULES", "expressed_levels",
+__all__ = ["AlignmentSettings", "Activations", "DEFAULTS", "DPO_PROMPT_TOKENS", "PapiSetup", "Run", "check_parameters", "open_run", "positive_control", "stored_control", "PRODUCING_MODULES", "expressed_levels",
            "floor_predictions", "make_method", "missing", "papi_setup", "parse_method", "records", "run",
            "sample_table", "stratified_items", "training_load"]
