@@ -95,6 +95,12 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     ]
 }
 
+#: Models the book builds from an embedded one (the alignment chapter's sandbox, ``persona.papi.sandbox``): name ->
+#: the embedded base. They are opened through ``persona.papi.experiment.open_run``, which builds and verifies them;
+#: the runner checks their base before any notebook runs. ``tests/test_sandbox.py`` holds this table to the recipes.
+BUILT_FROM: dict[str, str] = {"smollm2-135m-papi": "smollm2-135m-instruct",
+                              "smollm2-135m-papi-smoke": "smollm2-135m-instruct"}
+
 
 SOURCE_FILE = "persona_source.json"  # in a converted folder: where it came from and its files' checksums
 

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from persona.models.embedded import EMBEDDED, embedded_path
+from persona.models.embedded import BUILT_FROM, EMBEDDED, embedded_path
 from persona.models.errors import ModelError
 
 
@@ -21,6 +21,10 @@ def model_path(name_or_path: str) -> str:
     """The folder or hub id ``from_pretrained`` should load for ``name_or_path``."""
     if name_or_path in EMBEDDED:
         return str(embedded_path(EMBEDDED[name_or_path]))
+    if name_or_path in BUILT_FROM:
+        raise ModelError(f"'{name_or_path}' is built by the book from {BUILT_FROM[name_or_path]} (the alignment "
+                         f"chapter's sandbox): open it with persona.papi.experiment.open_run, which builds, verifies "
+                         f"and leak-checks it for the run's subjects.")
     local = Path(name_or_path).expanduser()
     if local.exists():
         return str(local)

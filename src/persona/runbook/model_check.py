@@ -25,10 +25,10 @@ TRAINING_HOOK = "training"
 
 
 def models_to_load(notebook: Path, params: dict) -> list[tuple[str, str]]:
-    """``(model, dtype)`` for every model the notebook loads with these parameters (its ``model``, or its
-    ``models`` list; ``dtype`` its parameter, else "auto")."""
+    """``(model, dtype)`` for every model the notebook loads with these parameters (its ``model`` and
+    ``diagnostic_model``, or its ``models`` list; ``dtype`` its parameter, else "auto")."""
     merged = {**notebook_defaults(notebook), **params}
-    names = [merged["model"]] if isinstance(merged.get("model"), str) else []
+    names = [merged[key] for key in ("model", "diagnostic_model") if isinstance(merged.get(key), str)]
     names += [m for m in merged.get("models") or [] if isinstance(m, str)]
     dtype = merged.get("dtype") or "auto"
     return [(name, str(dtype)) for name in dict.fromkeys(names)]
@@ -98,6 +98,9 @@ def check_models(runs: list[tuple[Path, dict]], device=None) -> list[str]:
     for (name, dtype), stems in wanted.items():
         where = ", ".join(stems)
         try:
+            if name in models.BUILT_FROM:  # the book builds it from an embedded model: check that one's wheel
+                models._package_dir(models.EMBEDDED[models.BUILT_FROM[name]])
+                continue
             if name in models.EMBEDDED:
                 models._package_dir(models.EMBEDDED[name])
                 continue
