@@ -1,6 +1,7 @@
 """The package's rooms: the engine knows no task, the two studies do not import each other, plumbing
-imports no room, ``transfer`` (which asks a question across both studies) sits above them, and no module
-imports upward (which would make a cycle)."""
+imports no room, ``transfer`` (which asks a question across both studies) sits above them, ``harness`` (the
+lm-evaluation-harness tasks) sits above the studies and nothing imports it, and no module imports upward
+(which would make a cycle)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ ALLOWED = {
     "trait": {"engine", *PLUMBING},
     "plumbing": PLUMBING,
     "transfer": {"engine", "papi", "trait", *PLUMBING},
+    "harness": {"engine", "papi", "trait", *PLUMBING},
 }
 
 
@@ -24,7 +26,7 @@ def _room(path: Path) -> str:
     first = path.relative_to(PACKAGE).parts[0]
     if first == "transfer.py":
         return "transfer"
-    return first if first in ("engine", "papi", "trait") else "plumbing"
+    return first if first in ("engine", "papi", "trait", "harness") else "plumbing"
 
 
 def _persona_imports(path: Path) -> set[str]:
@@ -69,4 +71,16 @@ def test_plumbing_modules_do_not_import_the_studies():
             assert not _persona_imports(path) & {"engine", "papi", "trait"}, path.relative_to(PACKAGE)
             checked += 1
     assert checked >= len(PLUMBING)
+
+
+def test_nothing_imports_the_harness_and_only_its_task_module_imports_lm_eval():
+    """The harness is an optional extra: the book must run without lm-eval installed."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        if _room(path) != "harness":
+            assert "harness" not in _persona_imports(path), path
+        if any(m == "lm_eval" or m.startswith("lm_eval.") for m in modules):
+            assert path.relative_to(PACKAGE).as_posix() == "harness/task.py", path
 

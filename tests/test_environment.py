@@ -22,7 +22,7 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    assert _pins(pip_section) == _pins(project["dependencies"])
+    assert _pins(pip_section) == _pins(project["dependencies"] + project["optional-dependencies"]["harness"])
 
 
 def test_torch_is_pinned_to_the_cpu_wheel_version():
