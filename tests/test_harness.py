@@ -21,7 +21,7 @@ from conftest import mirror_or_skip
 pytest.importorskip("lm_eval")
 
 from persona.engine import Engine  # noqa: E402
-from persona.engine.testing import save_tiny_llama, tiny_tokenizer, torch_threads  # noqa: E402
+from tiny_models import save_tiny_llama, tiny_tokenizer, torch_threads  # noqa: E402
 from persona.harness import include_path, report  # noqa: E402
 from persona.harness.docs import TaskInputError  # noqa: E402
 from persona.harness.papi_tasks import prediction_row  # noqa: E402
@@ -82,7 +82,7 @@ def chapter(loaded, tmp_path_factory):
     """The TRAIT chapter's run of the same sample on the same model (``run_trait``, the engine's fast path)."""
     model, tok = loaded
     settings = TraitSettings(models=("tiny",), per_trait=1, refusal_per_trait=1, selfreport_per_trait_level=1,
-                             bare_per_trait=1, persona_per_trait=1, n_boot=50)
+                             bare_per_trait=1, persona_per_trait=1)
     with torch_threads(1):
         return run_trait(settings, tmp_path_factory.mktemp("runs"), load=lambda name: (model, tok))
 
@@ -135,8 +135,11 @@ def test_report_reproduces_the_trait_chapter_tables(harness, chapter, tmp_path):
     frames = chapter.frames
     # chapter 4, "Reliability" cell, as written in notebooks/04_trait.ipynb
     dec_main = S.decisions(frames["main"], keys=KEYS)
+    answered = S.answered_templates(frames["main"], 0.05)
+    assert answered["answered"].any()
+    dec_kept = dec_main.merge(answered.loc[answered["answered"], ["model", "template"]], on=["model", "template"])
     dec_self = S.decisions(frames["self"], keys=KEYS)
-    rel_items = R.item_reliability(pd.concat([dec_main, dec_self], ignore_index=True))
+    rel_items = R.item_reliability(pd.concat([dec_kept, dec_self], ignore_index=True))
     ref_items = R.refusal_items(frames["gen"])
     measures = ["refused", "unparseable", "prompt_sensitivity", "order_sensitivity"]
     table = R.reliability_table(R.by_half(rel_items.merge(ref_items, how="outer", on=["model", "test", "key", "trait"])),
@@ -148,7 +151,7 @@ def test_report_reproduces_the_trait_chapter_tables(harness, chapter, tmp_path):
     got = written.sort_values(keys).reset_index(drop=True)[expected.columns]
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     # chapter 4, "Trait scores" cell: per template, fixed rule
-    per_template = S.score_table(dec_main, ["model", "template", "trait"], n_boot=50, seed=0)
+    per_template = S.score_table(dec_kept, ["model", "template", "trait"], n_boot=50, seed=0)
     wide = per_template.pivot_table(index=["model", "template"], columns="trait", values="score")
     scores = pd.read_csv(tmp_path / "trait_scores_per_template.csv", index_col=[0, 1])
     for trait in TRAITS:

@@ -158,13 +158,14 @@ def prefix_text(tokenizer) -> str | None:
 
 
 def lm_encode(tokenizer, text: str, add_bos_token: bool | None = None) -> list[int]:
-    """Token ids of ``text`` as lm-eval's HF backend encodes a context (``HFLM.tok_encode``): special tokens
-    added unless the text already starts with the BOS text, or as ``add_bos_token`` says."""
-    if add_bos_token is not None:
-        special = add_bos_token
+    """Token ids of ``text`` as lm-eval's HF and vLLM backends encode a context (``tok_encode``): no special
+    tokens when the text already starts with the BOS text, else as ``add_bos_token`` says (default: the
+    tokenizer's own, i.e. added)."""
+    start = prefix_text(tokenizer)
+    if start and text.startswith(start):
+        special = False
     else:
-        start = prefix_text(tokenizer)
-        special = not (start and text.startswith(start))
+        special = True if add_bos_token is None else add_bos_token
     return list(tokenizer(text, add_special_tokens=special)["input_ids"])
 
 

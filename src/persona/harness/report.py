@@ -6,8 +6,8 @@ chapters compute (``persona.trait.run``'s ``main``, ``self`` and ``gen``; ``pers
 the harness's own readers (``persona.harness.trait_tasks``, ``persona.harness.papi_tasks``) and then calls the
 chapters' functions on them, in the chapters' order:
 
-* TRAIT (chapter 4): the label mass per template, the trait scores per template (fixed rule) and the profile
-  over the answered templates, the official rule's scores, and the reliability table (refused and unparseable
+* TRAIT (chapter 4, the letter protocol): the label mass per template, the trait scores per template (fixed
+  rule) and the profile over the answered templates, the official rule's scores, and the reliability table (refused and unparseable
   free-text answers, prompt and option-order sensitivity; TRAIT and the self-report proxy, Big Five, Dark
   Triad and all traits) beside the paper's figures;
 * PAPI (chapter 2): the methods table (the paper's Score of the chosen option, the Score of the expected
@@ -133,32 +133,35 @@ def trait_tables(frames: dict[str, pd.DataFrame], models: list[str], *, min_labe
     """The chapter's TRAIT tables from its frames (the same calls as ``notebooks/04_trait.ipynb``)."""
     tables: dict[str, pd.DataFrame] = {}
     main = frames.get("main", pd.DataFrame())
-    dec_main = S.decisions(main, keys=KEYS) if len(main) else pd.DataFrame()
+    dec_kept = pd.DataFrame()
     if len(main):
+        dec_main = S.decisions(main, keys=KEYS)
         answered = S.answered_templates(main, min_label_mass)
         tables["trait_label_mass"] = answered.pivot(index="model", columns="template", values="label_mass").reindex(
             models).mul(100).add_prefix("template ")
-        per_template = S.score_table(dec_main, ["model", "template", "trait"], n_boot=n_boot, seed=seed)
+        # the templates each model answers with its labels (label mass >= min_label_mass), as the chapter keeps them
+        dec_kept = dec_main.merge(answered.loc[answered["answered"], ["model", "template"]], on=["model", "template"])
+        per_template = S.score_table(dec_kept, ["model", "template", "trait"], n_boot=n_boot, seed=seed)
         tables["trait_scores_per_template"] = S.in_model_order(per_template.pivot_table(
             index=["model", "template"], columns="trait", values="score")[[t for t in TRAITS if t in set(
                 per_template["trait"])]].rename(columns=SHORT), models)
-        kept = dec_main.merge(answered[answered["answered"]], on=["model", "template"])
-        item_means = kept.groupby(["model", "trait", "key"], sort=False)["fixed"].mean().reset_index()
+        item_means = dec_kept.groupby(["model", "trait", "key"], sort=False)["fixed"].mean().reset_index()
         tables["trait_profiles"] = S.in_model_order(S.score_table(item_means, ["model", "trait"], n_boot=n_boot,
                                                                   seed=seed), models)
         official = dec_main.assign(official=dec_main["official"].astype(float))
         tables["trait_scores_official"] = S.in_model_order(S.score_table(official, ["model", "trait"], "official",
                                                                          n_boot=n_boot, seed=seed), models)
-    table = reliability_table(dec_main, frames.get("self", pd.DataFrame()), frames.get("gen", pd.DataFrame()))
+    table = reliability_table(dec_kept, frames.get("self", pd.DataFrame()), frames.get("gen", pd.DataFrame()))
     if table is not None:
         tables["trait_reliability"] = S.in_model_order(table.sort_values(["test", "half"]), models)
         tables["trait_reliability_shown"] = reliability_shown(tables["trait_reliability"])
     return tables
 
 
-def reliability_table(dec_main: pd.DataFrame, self_frame: pd.DataFrame, gen: pd.DataFrame) -> pd.DataFrame | None:
-    """Refused, unparseable, prompt and order sensitivity per model, test and half (chapter 4's table)."""
-    parts = [dec_main] + ([S.decisions(self_frame, keys=KEYS)] if len(self_frame) else [])
+def reliability_table(dec_kept: pd.DataFrame, self_frame: pd.DataFrame, gen: pd.DataFrame) -> pd.DataFrame | None:
+    """Refused, unparseable, prompt and order sensitivity per model, test and half (chapter 4's table; TRAIT on
+    the templates each model answers with its labels)."""
+    parts = [dec_kept] + ([S.decisions(self_frame, keys=KEYS)] if len(self_frame) else [])
     parts = [p for p in parts if len(p)]
     rel_items = R.item_reliability(pd.concat(parts, ignore_index=True)) if parts else None
     ref_items = R.refusal_items(gen) if len(gen) else None
