@@ -43,7 +43,7 @@ Two parsers:
 
      **Initials, names and transcripts.** A label at a line start followed by "." or ":" and a
      word is read only when that word is the first word of one of the option texts ("B.
-     Moderately", "A: Very Accurate", "A. Explore ..."; which option's text is checked by rule
+     Moderately", "A: Strongly agree", "A. Explore ..."; which option's text is checked by rule
      7 only when the text is complete): otherwise the label may be an initial ("A. Lincoln"),
      a transcript's answer label ("A: Yes") or a label followed by a sentence ("B. I think so",
      "B: Yes", a paraphrase "C. Participating in ..."), and it is only a mention (rule 4).
@@ -72,7 +72,7 @@ Two parsers:
   6. **Negation.** A label (answer form or mention) or an option text that is negated makes the
      whole answer unparseable: a negated option is not chosen, and which other option is meant
      is a guess ("I cannot choose A.", "I won't pick B.", "I'd never say C.", "Don't pick D",
-     "Not option B", "anything but B", "I wouldn't say Very Accurate", "(B) is not me"). Negated
+     "Not option B", "anything but B", "I wouldn't say Strongly agree", "(B) is not me"). Negated
      means either
      (a) after a negation in the same clause: "not" (but not "why not", "not only"), "never",
      "cannot", any "...n't" (also without the apostrophe: "dont", "cant", "wont"), "no" (but not
