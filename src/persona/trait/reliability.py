@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from persona.trait.items import BIG_FIVE
+from persona.trait.reported import PAPER_RELIABILITY
 from persona.verdicts import constant_interval
 
 
@@ -267,3 +268,53 @@ def with_intervals(table: pd.DataFrame, measures: Sequence[str], *, digits: int 
         out[m] = [("n/a" if not np.isfinite(v) else f"{v:.{digits}f}" if not np.isfinite(a)
                    else f"{v:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]") for v, a, b in zip(value, lo, hi)]
     return out
+
+
+#: The measures of the chapter's reliability table, in its column order (refusals from free text, then the
+#: two sensitivities from likelihood scoring).
+TABLE_MEASURES = ("refused", "unparseable", "prompt_sensitivity", "order_sensitivity")
+#: How the tables name the self-report test: the project's proxy, never the BFI or SD-3 the paper used.
+PROXY = "self-report proxy"
+
+
+def _proxy_named(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(test=table["test"].replace({"self-report": PROXY}))
+
+
+def proxy_table(items: pd.DataFrame, refusals: pd.DataFrame, measures: Sequence[str] = TABLE_MEASURES,
+                level: float = 0.95) -> pd.DataFrame:
+    """TRAIT against the self-report proxy: per model, test and half (Big Five, Dark Triad, all traits), each
+    measure's mean over items with its t interval (:func:`reliability_table`).
+
+    ``items`` (:func:`item_reliability`) and ``refusals`` (:func:`refusal_items`) are joined item by item with
+    an outer join: the free-text subsample is smaller than the scored one, so an item may have only one kind of
+    measure, and each measure averages the items that have it.
+    """
+    both = items.merge(refusals, how="outer", on=["model", "test", "key", "trait"])
+    return _proxy_named(reliability_table(by_half(both), ["model", "test", "half"], measures=measures, level=level))
+
+
+def beside_paper(table: pd.DataFrame, models: Sequence[str], paper: dict[str, dict[str, float]] = PAPER_RELIABILITY,
+                 measures: Sequence[str] = TABLE_MEASURES) -> pd.DataFrame:
+    """:func:`proxy_table` as the chapter shows it: "value [low, high]" per measure, the run's models in their
+    order (then test and half), and below them the paper's rows, labelled "<test> (paper)", so that a reader
+    never takes the paper's BFI/SD-3 numbers for ours. A measure the paper does not report is left blank."""
+    rank = {m: i for i, m in enumerate(models)}
+    ordered = table.sort_values(["test", "half"]).sort_values("model", key=lambda s: s.map(rank), kind="stable")
+    shown = with_intervals(ordered, measures).set_index(["model", "test", "half"])
+    reported = pd.DataFrame([{"model": "paper", "test": f"{name} (paper)", "half": "", "refused": v["refusal_rate"],
+                              "prompt_sensitivity": v["prompt_sensitivity"],
+                              "order_sensitivity": v["option_order_sensitivity"]} for name, v in paper.items()])
+    return pd.concat([shown, reported.set_index(["model", "test", "half"])]).fillna("")
+
+
+def calibration_table(raw_items: pd.DataFrame, calibrated: Sequence[pd.DataFrame],
+                      by: Sequence[str] = ("model", "test")) -> pd.DataFrame:
+    """What content-free calibration does to the sensitivities: per model and test, each measure raw and
+    calibrated, and the paired change (:func:`calibration_change`).
+
+    ``raw_items``: :func:`item_reliability` of the raw decisions; ``calibrated``: the calibrated decisions of
+    each test (:func:`persona.trait.scoring.decisions` of calibrated frames), measured here the same way.
+    """
+    cal_items = item_reliability(pd.concat(list(calibrated), ignore_index=True), by)
+    return _proxy_named(calibration_change(raw_items, cal_items, list(by)))

@@ -33,6 +33,7 @@ from persona.engine.calibration import mean_over_orders
 from persona.engine.cloze import normalise, softmax
 from persona.trait.items import HIGH_MASK, TRAITS
 from persona.trait.reliability import mean_interval
+from persona.trait.reported import PAPER_PERSONA_HIGH_PSYCHOPATHY, PAPER_PERSONA_SUCCESS
 
 
 def _mask(high_mask: Sequence[bool], n_options: int) -> np.ndarray:
@@ -371,3 +372,29 @@ def persona_overall(items: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                      "baseline": float("nan"), "shift": float(shift.mean()), "shift_low": float("nan"),
                      "shift_high": float("nan"), "n_items": resp["n_items"]})
     return pd.DataFrame(rows)
+
+
+#: The paper's persona numbers as the chapter's persona table places them, by (trait, direction): the average
+#: over traits and directions (the "all traits" row) and high psychopathy, the direction it names as hardest.
+PAPER_PERSONA: dict[tuple[str, str], float] = {("all traits", "both"): PAPER_PERSONA_SUCCESS,
+                                               ("Psychopathy", "high"): PAPER_PERSONA_HIGH_PSYCHOPATHY}
+
+
+def persona_table(items: pd.DataFrame, calibrated: pd.DataFrame,
+                  paper: dict[tuple[str, str], float] = PAPER_PERSONA, level: float = 0.95) -> pd.DataFrame:
+    """The chapter's persona table: :func:`persona_summary` per model, trait and direction, then one
+    :func:`persona_overall` row per model ("all traits", "both"); ``calibrated`` is the mean ``intended`` share
+    of the same rows after content-free calibration (``calibrated``: :func:`persona_items` of calibrated
+    decisions), ``paper`` the paper's number where it reports one (NaN elsewhere), so each row reads against
+    its own reference.
+    """
+    rows = ["model", "trait", "persona"]
+    summary = persona_summary(items, level)
+    cal = persona_summary(calibrated, level)[rows + ["intended"]].rename(columns={"intended": "calibrated"})
+    summary["calibrated"] = summary.merge(cal, on=rows, how="left")["calibrated"].to_numpy()
+    overall = persona_overall(items, level)
+    cal_overall = persona_overall(calibrated, level).set_index("model")["intended"]
+    overall["calibrated"] = overall["model"].map(cal_overall).to_numpy(float)
+    table = pd.concat([summary, overall], ignore_index=True)
+    table["paper"] = [paper.get((t, p)) for t, p in zip(table["trait"], table["persona"])]
+    return table
