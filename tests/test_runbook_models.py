@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from persona import runbook
@@ -142,3 +143,23 @@ def test_the_device_is_probed_in_a_child_process_on_cuda(monkeypatch):
     monkeypatch.setattr(model_check.subprocess, "run", fake_run)
     assert runbook.kernel_device() == Device("cuda", "Fake H100", 70 * 10**9, 80 * 10**9)
     assert "probe_device" in calls[0][-1]
+
+
+@pytest.mark.parametrize("stem, bad, named", [
+    ("01_papi_data", {"n_subjects": -5}, "n_subjects"),
+    ("01_papi_data", {"n_boot": 0}, "n_boot"),
+    ("02_alignment", {"control_alphas": []}, "control_alphas"),
+    ("03_cost", {"n_boot": -5}, "n_boot"),
+    ("04_trait", {"models": "smollm2-135m-instruct"}, "models must be a list"),
+    ("04_trait", {"n_boot": 0}, "n_boot"),
+    ("05_transfer", {"transfer_per_trait": 0}, "per_trait"),
+])
+def test_every_notebook_checks_its_parameters_before_anything_runs(stem, bad, named):
+    """A bad parameter of any chapter stops the run with one line naming it, before a model loads (chapter 01
+    used to run on 295 subjects with n_subjects=-5, and n_boot=0 gave [nan, nan] intervals)."""
+    from persona.runbook import layout, model_check
+
+    notebook = layout.NOTEBOOK_DIR / f"{stem}.ipynb"
+    problems = model_check.check_models([(notebook, bad)], device="unused: the check fails first")
+    assert len(problems) == 1 and problems[0].startswith(f"{stem}: ") and named in problems[0]
+    assert "\n" not in problems[0]

@@ -58,6 +58,16 @@ class TransferSettings:
             raise ValueError(f"template must be 0..{len(TEMPLATES) - 1}, got {self.template!r}")
 
 
+def check_parameters(params: dict) -> TransferSettings:
+    """The transfer chapter's parameters (the alignment chapter's and its own), checked before any work."""
+    from persona.papi.experiment import check_parameters as check_alignment
+
+    settings = check_alignment(params)
+    return TransferSettings(params.get("transfer_subjects", 2), params.get("transfer_per_trait", 1),
+                            params.get("transfer_template", 0), params.get("seed", 0),
+                            sample_size=settings.n_subjects or 300)
+
+
 def _answers(engine, items: Sequence[TraitItem], template: int, condition: str, subject: Subject | None,
              known: Sequence[Item], pas: PAS, states: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """One condition's raw option probabilities for every item in both official orders (one row per prompt)."""

@@ -234,6 +234,11 @@ class DataSettings:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 
 
+def check_data_parameters(params: dict) -> DataSettings:
+    """The data chapter's parameters as checked settings (the runner calls it before any notebook runs)."""
+    return DataSettings(**{k: params[k] for k in DataSettings.__dataclass_fields__ if k in params})
+
+
 def load_subjects(limit: int | None = None, path: Path | str | None = None) -> list[Subject]:
     """Subjects of PAlign's ``Test-set.json`` (300), in file order, validated on load."""
     _check_limit(limit)

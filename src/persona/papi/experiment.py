@@ -142,7 +142,7 @@ def settings_from(params: dict) -> AlignmentSettings:
 #: The alignment chapters' parameters and their defaults (the smoke scale): the one source of the values that the
 #: parameters cells of notebooks 02, 03 and 05 assign (a test holds the cells to it). The profiles override them.
 DEFAULTS: dict = {
-    "profile": "smoke", "model": "smollm2-135m-instruct", "dtype": "auto",
+    "profile": "smoke", "model": "smollm2-135m-instruct", "diagnostic_model": None, "dtype": "auto",
     "n_subjects": 2, "n_test_per_domain": 1, "n_known_per_domain": 2,
     "methods": ["no-change", "few-shot[corrected]", "pas[honest,corrected]"],
     "palign_methods": ["few-shot[paper]", "p2", "pas[paper,paper]"], "palign_subjects": None,
@@ -199,6 +199,7 @@ class Run:
     activations: "Activations"
     params: dict
     shard: tuple[int, int] | None
+    built: dict | None = None  # the build record of a model the book builds (the sandbox), else None
 
     @property
     def llm(self):
@@ -232,16 +233,36 @@ def open_run(parameters: dict, *, model: str | None = None) -> Run:
         torch.set_num_threads(params["threads"])
     torch.manual_seed(params["seed"])
     setup = papi_setup(settings)
-    llm, tokenizer = load_model(name, dtype=params["dtype"])
+    source, built = open_model(name, setup)
+    llm, tokenizer = load_model(source, dtype=params["dtype"])
     engine = Engine(llm, tokenizer, batch_size=settings.batch_size)
     record = {"model": name, "dtype": str(llm.dtype), "settings": repr(settings),
               "code": code_fingerprint(*PRODUCING_MODULES)}
+    if built is not None:
+        record["built"] = built["key"]  # another recipe or base model: another results folder
     base = (Path(params["results_dir"]) if params["results_dir"]
             else results_root("papi", params["profile"], name.replace("/", "__")))
     store = ResultStore(params_folder(base, record), record, code=record["code"])
     timer = StageTimer()
     return Run(settings, setup, name, engine, store, timer,
-               Activations(engine, setup, timer, batch_size=settings.batch_size), record, shard)
+               Activations(engine, setup, timer, batch_size=settings.batch_size), record, shard, built)
+
+
+def open_model(name: str, setup: "PapiSetup") -> tuple[str, dict | None]:
+    """What to load for ``name``: itself, or for a model the book builds (``persona.models.BUILT_FROM``, the
+    sandbox) its verified folder, built without the run's subjects and leak-checked against them, with its
+    build record."""
+    from persona.models import BUILT_FROM
+
+    if name not in BUILT_FROM:
+        return name, None
+    from persona.papi import sandbox
+
+    recipe = sandbox.by_name(name, excluded=[s.case for s in setup.subjects])
+    folder = sandbox.path(recipe)
+    record = sandbox.verify(folder, recipe)
+    sandbox.check_no_leak(record, setup.subjects)  # a sandbox never learned from the people it is judged on
+    return str(folder), record
 
 
 #: Tokens of one DPO prompt (a PAPI item with PAlign's default system prompt and the answer cue): about 130

@@ -101,3 +101,27 @@ def summary(effect: float, comp: Components, n_subjects: int, items_per_domain: 
             "subjects_needed_all_items": subjects_needed(effect, comp, full_items, level),
             "sd_subject": math.sqrt(comp.var_subject), "sd_item": math.sqrt(comp.var_item),
             "target_power": TARGET_POWER}
+
+
+#: Two human yardsticks for what a method comparison can need, from the 300 people's own answers: two highly
+#: correlated no-model predictors (facet against domain mean), and a predictor against a constant answer.
+YARDSTICKS = {"facet vs domain mean": ("facet mean", "domain mean"),
+              "facet mean vs always 3": ("facet mean", "always 3")}
+
+
+def human_yardsticks() -> dict[str, Components]:
+    """Variance components of the yardsticks' Score differences on all 300 subjects and 180 held-out items."""
+    from persona import papi
+    from persona.papi import reference
+
+    everyone = papi.load_subjects()
+    by_number = papi.items_by_number(papi.load_item_key())
+    split = papi.load_split()
+    heldout, known = [by_number[n] for n in split.heldout], [by_number[n] for n in split.known]
+    predictors = {"facet mean": reference.SubjectMean(known, "facet", "corrected"),
+                  "domain mean": reference.SubjectMean(known, "domain", "corrected"),
+                  "always 3": reference.Constant(3)}
+    human = pd.concat([reference.predictions_frame(p, everyone, heldout, method=name)
+                       for name, p in predictors.items()])
+    truth = papi.answers_frame(everyone, heldout)
+    return {name: components(item_differences(human, truth, a, b)) for name, (a, b) in YARDSTICKS.items()}

@@ -22,6 +22,34 @@ from persona.runbook.parameters import notebook_defaults
 #: parameters (a dict) and returns ``(tokens of one training batch, what to call that batch in a message)``,
 #: ``(0, "")`` when those parameters train nothing.
 TRAINING_HOOK = "training"
+#: Notebook metadata ``{"persona": {"check": "module:function"}}``: the function takes the notebook's parameters
+#: (its defaults overridden by the run's) and raises ``ValueError`` naming a bad one; it runs before any notebook.
+CHECK_HOOK = "check"
+
+
+def _hook(notebook: Path, kind: str):
+    import nbformat
+
+    hook = (nbformat.read(notebook, as_version=4).metadata.get("persona") or {}).get(kind)
+    if not hook:
+        return None
+    module, _, name = str(hook).partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{layout.NOTEBOOK_DIR.name}/{notebook.name} names the {kind} hook '{hook}' in its "
+                         f"metadata, which cannot be imported ({type(exc).__name__}: {exc})") from None
+
+
+def check_parameters(notebook: Path, params: dict) -> None:
+    """The notebook's own check of its parameters (``CHECK_HOOK``), before anything runs: a bad value stops the
+    run with one line naming the parameter, not a kernel traceback after the model loaded."""
+    function = _hook(notebook, CHECK_HOOK)
+    if function is not None:
+        try:
+            function({**notebook_defaults(notebook), **params})
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def models_to_load(notebook: Path, params: dict) -> list[tuple[str, str]]:
@@ -38,17 +66,9 @@ def training_load(notebook: Path, params: dict) -> tuple[int, str]:
     """What the notebook's study says one training batch of this run holds (``TRAINING_HOOK``), from the
     notebook's defaults overridden by ``params``; ``(0, "")`` for a notebook that names no hook. A hook that
     cannot be imported, or that refuses the parameters, raises ValueError naming the notebook."""
-    import nbformat
-
-    hook = (nbformat.read(notebook, as_version=4).metadata.get("persona") or {}).get(TRAINING_HOOK)
-    if not hook:
+    function = _hook(notebook, TRAINING_HOOK)
+    if function is None:
         return 0, ""
-    module, _, name = str(hook).partition(":")
-    try:
-        function = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{layout.NOTEBOOK_DIR.name}/{notebook.name} names the training hook '{hook}' in its "
-                         f"metadata, which cannot be imported ({type(exc).__name__}: {exc})") from None
     try:
         tokens, what = function({**notebook_defaults(notebook), **params})
     except TypeError as exc:  # a parameter of the wrong type: reported with the others, before any work
@@ -88,6 +108,7 @@ def check_models(runs: list[tuple[Path, dict]], device=None) -> list[str]:
     problems = []
     for notebook, params in runs:
         try:
+            check_parameters(notebook, params)
             load = training_load(notebook, params)
         except ValueError as exc:
             problems.append(f"{notebook.stem}: {exc}")

@@ -424,6 +424,11 @@ def _tasks(engine: Engine, run: TraitRun, name: str) -> dict[str, tuple[list, pd
     return tasks
 
 
+def check_parameters(params: dict) -> TraitSettings:
+    """The TRAIT chapter's parameters as checked settings (the runner calls it before any notebook runs)."""
+    return TraitSettings.from_parameters(params)
+
+
 def run_trait(settings: TraitSettings, root: str | Path, *, load=None) -> TraitRun:
     """Ask every model every task of ``settings``; results resume from ``root`` (see the module docstring).
 
