@@ -65,6 +65,13 @@ from persona.paths import model_cache_dir
 
 #: Bump when the training code changes what a recipe builds: every sandbox built before is then rebuilt.
 TRAINING_VERSION = 1
+#: The losses a recipe may train with (``kl_loss``).
+LOSSES = ("kl-next-token", "kl-letters")
+#: Torch threads while training. The trained path is small (a batch of last tokens through one layer, the
+#: keys and values of one layer): on 2 cores shared with other work, one thread ran a step in 0.07 s and two
+#: in 1.5 s (OpenMP threads waiting on each other), and one thread makes the result independent of the
+#: machine's thread count. The frozen layers' pass (large matrices) keeps torch's setting.
+TRAIN_THREADS = 1
 #: Pre-declared competence a sandbox needs before comparisons made with it count (``passes``).
 GATE = {"r_norms": 0.5, "r_orders": 0.5, "neither_share": 0.5}
 
@@ -81,6 +88,7 @@ class Recipe:
     ``items``: item numbers trained on (None: all 300). ``sharpen``: target temperature T (1 = the people's
     distribution; below 1 sharper). ``trained_layers``: the top decoder layers trained (plus the final norm).
     ``lr`` peaks after ``warmup`` (share of steps) and decays along a cosine to 0 at the end of ``epochs``.
+    ``paired``: each batch holds every order of its items (``batch_size`` sequences). ``loss``: see ``kl_loss``.
     """
 
     name: str = "smollm2-135m-papi"
@@ -90,14 +98,15 @@ class Recipe:
     system: str = DEFAULT_SYSTEM
     orders: tuple[str, ...] = ORDERS
     sharpen: float = 1.0
-    trained_layers: int = 6
-    epochs: int = 8
+    trained_layers: int = 1
+    epochs: int = 40
     batch_size: int = 8
-    lr: float = 1e-4
+    lr: float = 1e-3
     warmup: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     paired: bool = True
+    loss: str = "kl-next-token"
     seed: int = 0
     min_people: int = 50
 
@@ -115,6 +124,8 @@ class Recipe:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not (self.lr > 0 and 0 <= self.warmup < 1 and self.weight_decay >= 0):
             raise ValueError("lr must be > 0, warmup in [0, 1), weight_decay >= 0")
 
@@ -137,7 +148,7 @@ class Recipe:
 RECIPES: dict[str, dict[str, Recipe]] = {
     "smollm2-135m-instruct": {
         "cpu": Recipe(),
-        "smoke": Recipe(name="smollm2-135m-papi-smoke", items=tuple(range(1, 11)), trained_layers=1, epochs=1),
+        "smoke": Recipe(name="smollm2-135m-papi-smoke", items=tuple(range(1, 11)), epochs=2),
     },
 }
 
@@ -171,9 +182,9 @@ def training_people(recipe: Recipe, everyone: Sequence[Subject] | None = None) -
     return people
 
 
-def _trained_cases(source: Recipe | dict | Path | str) -> tuple[set[int], str]:
+def _trained_cases(source: Recipe | dict | Path | str, everyone: Sequence[Subject] | None) -> tuple[set[int], str]:
     if isinstance(source, Recipe):
-        return {s.case for s in training_people(source)}, f"recipe '{source.name}'"
+        return {s.case for s in training_people(source, everyone)}, f"recipe '{source.name}'"
     if isinstance(source, (str, Path)):
         folder = Path(source)
         source = json.loads((folder / SOURCE_FILE).read_text())
@@ -182,12 +193,14 @@ def _trained_cases(source: Recipe | dict | Path | str) -> tuple[set[int], str]:
     return {int(c) for c in source["people"]}, f"sandbox '{source.get('recipe', {}).get('name', '?')}'"
 
 
-def check_no_leak(source: Recipe | dict | Path | str, subjects: Sequence[Subject]) -> None:
+def check_no_leak(source: Recipe | dict | Path | str, subjects: Sequence[Subject], *,
+                  everyone: Sequence[Subject] | None = None) -> None:
     """Raise ``SandboxError`` when any of ``subjects`` is among the people the sandbox learned from.
 
     ``source``: a recipe, a built sandbox's folder, or its ``persona_source.json`` as a dict. Call it with the
-    subjects a run evaluates, at use time."""
-    trained, what = _trained_cases(source)
+    subjects a run evaluates, at use time. ``everyone``: the pool a recipe's people are drawn from (default
+    ``Test-set.json``)."""
+    trained, what = _trained_cases(source, everyone)
     leaked = sorted(trained & {s.case for s in subjects})
     if leaked:
         raise SandboxError(f"Leak: {len(leaked)} of the {len(subjects)} evaluation subjects (cases "
@@ -365,29 +378,33 @@ def cache_lower(model, ids: Sequence[Sequence[int]], frozen: int, pad_id: int, b
 
 
 def top_letter_logprobs(model, states: LowerStates, rows, frozen: int, label_ids: list[list[int]]) -> torch.Tensor:
-    """(B, 5) log-probabilities of the letters, renormalised over them, from the cached states of ``rows``:
-    the trained layers (the top one at the last token only), the final norm and the letters' LM-head rows."""
+    """(B, 5) next-token log-probabilities of the letters (each summed over its spellings, not renormalised)
+    from the cached states of ``rows``: the trained layers (the top one at the last token only), the final
+    norm and the LM head."""
     device = model.model.embed_tokens.weight.device
     hidden = states.hidden[rows].to(device)
     mask, positions = states.mask[rows].to(device), states.positions[rows].to(device)
     layers = model.model.layers
     hidden = _run_layers(model, layers[frozen:-1], hidden, mask, positions)
     last = model.model.norm(_last_token_layer(model, layers[-1], hidden, mask, positions))
-    weight = model.get_output_embeddings().weight
-    flat = [t for ids in label_ids for t in ids]
-    logits = last @ weight[flat].T
-    per_letter, at = [], 0
-    for ids in label_ids:
-        per_letter.append(torch.logsumexp(logits[:, at:at + len(ids)], dim=1))
-        at += len(ids)
-    letters = torch.stack(per_letter, dim=1)
-    return letters - torch.logsumexp(letters, dim=1, keepdim=True)
+    logits = last @ model.get_output_embeddings().weight.T
+    letters = torch.stack([torch.logsumexp(logits[:, ids], dim=1) for ids in label_ids], dim=1)
+    return letters - torch.logsumexp(logits, dim=1, keepdim=True)
 
 
-def kl_loss(logprobs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean KL(target || model) over rows (0 when the model's letter distribution equals the target)."""
+def kl_loss(letter_logprobs: torch.Tensor, targets: torch.Tensor, kind: str = "kl-next-token") -> torch.Tensor:
+    """Mean over rows of KL(target || model) on the letters.
+
+    ``kl-next-token``: against the model's next-token probabilities of the letters, so mass off the letters
+    counts against it (0 only when the letters take all the mass, distributed as the target); ``kl-letters``:
+    against the letters renormalised among themselves, as ``score_items`` reads them (the letter mass may
+    then drift away: measured 8% after 40 epochs on SmolLM2)."""
+    if kind not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+    if kind == "kl-letters":
+        letter_logprobs = letter_logprobs - torch.logsumexp(letter_logprobs, dim=1, keepdim=True)
     entropy = torch.where(targets > 0, targets * torch.log(targets.clamp_min(1e-12)), torch.zeros_like(targets))
-    return (entropy - targets * logprobs).sum(dim=1).mean()
+    return (entropy - targets * letter_logprobs).sum(dim=1).mean()
 
 
 def _schedule(step: int, total: int, warmup: float) -> float:
@@ -438,6 +455,8 @@ def train_top(model, states: LowerStates, seqs: Sequences, recipe: Recipe, *, on
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _schedule(s, total, recipe.warmup))
     targets = torch.tensor(seqs.targets, dtype=torch.float32)
     curve, clock, step = [], 0.0, 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
     model.train()
     try:
         for epoch in range(recipe.epochs):
@@ -449,7 +468,7 @@ def train_top(model, states: LowerStates, seqs: Sequences, recipe: Recipe, *, on
                 batches = batches_of(generator)
             for rows in batches:
                 logprobs = top_letter_logprobs(model, states, rows, frozen, seqs.label_ids)
-                loss = kl_loss(logprobs, targets[rows].to(logprobs.device))
+                loss = kl_loss(logprobs, targets[rows].to(logprobs.device), recipe.loss)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -464,6 +483,7 @@ def train_top(model, states: LowerStates, seqs: Sequences, recipe: Recipe, *, on
                 on_epoch(curve[-1], model)
                 model.train()
     finally:
+        torch.set_num_threads(threads)
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -471,13 +491,17 @@ def train_top(model, states: LowerStates, seqs: Sequences, recipe: Recipe, *, on
 
 
 @torch.no_grad()
-def letter_distributions(model, states: LowerStates, seqs: Sequences, frozen: int, batch_size: int = 32) -> np.ndarray:
-    """(n, 5) letter probabilities (presented order) of every cached sequence under the current weights."""
-    out = []
+def letter_distributions(model, states: LowerStates, seqs: Sequences, frozen: int, batch_size: int = 32,
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Letter probabilities (n, 5; presented order, renormalised over the letters as ``score_items``) of every
+    cached sequence under the current weights, and each row's next-token mass on the letters (n,)."""
+    probs, mass = [], []
     for start in range(0, len(seqs.ids), batch_size):
         rows = torch.arange(start, min(start + batch_size, len(seqs.ids)))
-        out.append(top_letter_logprobs(model, states, rows, frozen, seqs.label_ids).exp().double().cpu().numpy())
-    return np.concatenate(out)
+        raw = top_letter_logprobs(model, states, rows, frozen, seqs.label_ids).exp().double().cpu().numpy()
+        probs.append(raw / raw.sum(axis=1, keepdims=True))
+        mass.append(raw.sum(axis=1))
+    return np.concatenate(probs), np.concatenate(mass)
 
 
 def identity_by_order(letter_probs: np.ndarray, seqs: Sequences) -> dict[str, np.ndarray]:
@@ -495,16 +519,22 @@ def identity_by_order(letter_probs: np.ndarray, seqs: Sequences) -> dict[str, np
 # ----------------------------------------------------------------------------------- competence
 
 
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r; NaN (without a warning) when either side does not vary."""
+    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def competence_from(by_order: dict[str, np.ndarray], norms: np.ndarray) -> dict:
     """Competence from identity-order distributions per order and the item norms (mean tick of people)."""
     expected = {o: expected_agreement(p) for o, p in by_order.items()}
     both = np.mean([by_order[o] for o in by_order], axis=0)
-    out = {"n_items": len(norms), "r_norms": float(np.corrcoef(expected_agreement(both), norms)[0, 1])}
+    out = {"n_items": len(norms), "r_norms": _corr(expected_agreement(both), norms)}
     for order, values in expected.items():
-        out[f"r_norms_{order}"] = float(np.corrcoef(values, norms)[0, 1])
+        out[f"r_norms_{order}"] = _corr(values, norms)
     orders = list(expected)
-    out["r_orders"] = float(np.corrcoef(expected[orders[0]], expected[orders[1]])[0, 1]) if len(orders) == 2 \
-        else float("nan")
+    out["r_orders"] = _corr(expected[orders[0]], expected[orders[1]]) if len(orders) == 2 else float("nan")
     out["neither_share"] = float(np.mean(OPTION_AGREEMENT[both.argmax(axis=1)] == 3))
     out["expected_sd"] = float(np.std(expected_agreement(both)))
     return out
@@ -616,8 +646,9 @@ def build(recipe: Recipe, out: Path, *, fingerprint: str, model=None, tokenizer=
 
     curve = train_top(model, states, seqs, recipe, on_epoch=lambda row, _model: log(
         f"[sandbox] epoch {row['epoch']}/{recipe.epochs}: loss {row['loss']:.4f} ({row['seconds']:.0f} s)"))
-    fit = competence_from(identity_by_order(letter_distributions(model, states, seqs, frozen), seqs),
-                          expected_agreement(tick_distribution(people, items)))
+    letters, mass = letter_distributions(model, states, seqs, frozen)
+    fit = competence_from(identity_by_order(letters, seqs), expected_agreement(tick_distribution(people, items)))
+    fit["label_mass"] = float(mass.mean())
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
@@ -628,7 +659,8 @@ def build(recipe: Recipe, out: Path, *, fingerprint: str, model=None, tokenizer=
         "items": [i.number for i in items], "curve": curve, "fit_on_training_people": fit,
         "seconds": {"cache": cache_seconds, "train": curve[-1]["seconds"] if curve else 0.0,
                     "total": time.perf_counter() - started},
-        "torch_threads": threads, "torch": torch.__version__, "files": _records(tmp),
+        "torch_threads": threads, "train_threads": TRAIN_THREADS, "load_average": os.getloadavg(),
+        "torch": torch.__version__, "files": _records(tmp),
     }
     (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=1))
     shutil.rmtree(out, ignore_errors=True)
@@ -637,21 +669,38 @@ def build(recipe: Recipe, out: Path, *, fingerprint: str, model=None, tokenizer=
     return source
 
 
-def path(recipe: Recipe, *, log=print) -> Path:
+def path(recipe: Recipe, *, everyone: Sequence[Subject] | None = None, item_key: Sequence[Item] | None = None,
+         log=print) -> Path:
     """The verified folder of the sandbox of ``recipe``, built first when the cache lacks it.
 
     Load it with ``persona.models.load_model(str(path(recipe)))``. A damaged folder raises (never silently
-    reused); a changed recipe or base model has another folder and is built anew."""
+    reused); a changed recipe or base model has another folder and is built anew; a folder whose recorded
+    training people are not the recipe's (the data changed) raises. ``everyone``/``item_key``: the people
+    and items (default: ``Test-set.json`` and the IPIP-NEO-300 key)."""
     fingerprint = base_fingerprint(recipe.base)
     out = folder_for(recipe, fingerprint)
     if not out.exists():
-        build(recipe, out, fingerprint=fingerprint, log=log)
-    verify(out, recipe)
+        build(recipe, out, fingerprint=fingerprint, everyone=everyone, item_key=item_key, log=log)
+    source = verify(out, recipe)
+    people = sorted(s.case for s in training_people(recipe, everyone))
+    if source.get("people") != people or source.get("base_fingerprint") != fingerprint:
+        raise _damaged(out, "its record names other training people or another base model than the recipe "
+                            "gives now (stale)")
     return out
 
 
+def for_subjects(base: str, subjects: Sequence[Subject], scale: str = "cpu", *, log=print) -> Path:
+    """The sandbox of ``base`` for a run that evaluates ``subjects``: the book's recipe at ``scale`` with those
+    subjects excluded, built or verified (``path``), and the leak guard checked against them. One call for
+    a notebook; load the folder with ``persona.models.load_model(str(folder))``."""
+    recipe = recipe_for(base, scale, excluded=[s.case for s in subjects])
+    folder = path(recipe, log=log)
+    check_no_leak(folder, subjects)
+    return folder
+
+
 __all__ = ["GATE", "LowerStates", "RECIPES", "Recipe", "SandboxError", "Sequences", "TRAINING_VERSION", "build",
-           "cache_lower", "check_no_leak", "competence", "competence_from", "expected_agreement", "folder_for",
+           "cache_lower", "check_no_leak", "competence", "competence_from", "expected_agreement", "folder_for", "for_subjects",
            "identity_by_order", "item_norms", "kl_loss", "letter_distributions", "letter_targets", "passes", "path",
            "recipe_for", "sharpen", "tick_distribution", "train_top", "training_people", "training_sequences",
            "verify"]
