@@ -200,3 +200,13 @@ def test_competence_sees_content_and_letter_bias_apart():
     by_letter /= by_letter.sum(axis=1, keepdims=True)
     blind = sb.competence_from({"original": by_letter, "reversed": by_letter[:, ::-1]}, norms)
     assert blind["r_orders"] == pytest.approx(-1.0) and not sb.passes(blind)
+
+
+def test_every_recipe_is_a_model_the_book_builds_from_its_base():
+    from persona.models import BUILT_FROM
+
+    recipes = {r.name: r.base for scales in sb.RECIPES.values() for r in scales.values()}
+    assert recipes == BUILT_FROM
+    assert sb.by_name("smollm2-135m-papi", excluded=[7]).excluded == (7,)
+    with pytest.raises(sb.SandboxError, match="No sandbox recipe is called 'gemma-3-270m-papi'"):
+        sb.by_name("gemma-3-270m-papi", excluded=[])
