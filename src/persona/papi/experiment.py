@@ -405,9 +405,9 @@ def stored_control(run: Run, alphas: Sequence[float]) -> pd.DataFrame:
     from the run's results folder (the alignment chapter stores them), computed and stored when missing (a
     chapter run on its own)."""
     construction = run.settings.contrast
-    if not run.store.done("control", construction):
-        _, shifts = positive_control(run, sorted({0, max(alphas)}))
-        top = shifts[shifts["alpha"] == max(alphas)]
+    if not run.store.done("control", construction):  # the alignment chapter's design, so the same intervals
+        _, shifts = positive_control(run, alphas, [construction, "palign"])
+        top = shifts[(shifts["alpha"] == max(alphas)) & (shifts["construction"] == construction)]
         run.store.save("control", construction, top.reset_index(drop=True))
     return run.store.read("control", construction)
 
