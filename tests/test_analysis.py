@@ -81,3 +81,14 @@ def test_a_comparison_that_needs_a_failed_check_is_not_testable_on_this_model():
     rows_up = [dict(r, expected=3.0 + 0.1 * r["alpha"] + 0.01 * r["item"] * (1 + r["alpha"] / 80)) for r in rows]
     passing = analysis.control_check(analysis.control_shifts(pd.DataFrame(rows_up)), "tiny")
     assert passing.passed
+
+
+def test_the_validated_alpha_is_the_last_alpha_before_the_first_failure_in_either_order():
+    def shifts(passing):  # passing: {alpha: (original moved, reversed moved)}
+        return pd.DataFrame([{"order": o, "alpha": a, "moved_as_intended": ok[k]}
+                             for a, ok in passing.items() for k, o in enumerate(("original", "reversed"))]
+                            + [{"order": "both", "alpha": a, "moved_as_intended": True} for a in passing])
+    assert analysis.validated_alpha(shifts({2: (True, True), 4: (True, True), 8: (False, True)})) == 4
+    assert analysis.validated_alpha(shifts({2: (True, False), 4: (True, True)})) == 0  # a gap ends the range
+    assert analysis.validated_alpha(shifts({-8: (True, True), 2: (True, True)})) == 2  # negative alphas ignored
+    assert analysis.validated_alpha(shifts({2: (True, True), 4: (True, True)}).iloc[1:]) == 0  # an order missing

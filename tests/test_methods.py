@@ -278,3 +278,33 @@ def test_every_method_declares_the_calls_the_experiment_loop_makes():
     log.record(alpha=0)
     log.record(alpha=4)
     assert [r["alpha"] for r in log.rows] == [0, 4] and log.rows[0]["wall_s"] <= log.rows[1]["wall_s"]
+
+
+def test_steering_range_asks_only_known_items_and_reports_a_range_from_its_grid(tiny_setup):
+    from types import SimpleNamespace
+
+    from persona.papi import experiment as ex
+
+    engine, _, known, test = tiny_setup
+    asked = []
+
+    class Recording:
+        model, tokenizer = engine.model, engine.tokenizer
+
+        def score(self, prompts):
+            asked.extend(p.user for p in prompts)
+            return engine.score(prompts)
+
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+    acts = contrast_activations(engine, known, CONTENT)
+    run = SimpleNamespace(engine=Recording(), total_heads=8, activations=SimpleNamespace(array=lambda c: acts),
+                          setup=SimpleNamespace(known=known),
+                          settings=SimpleNamespace(contrast="content", k_share=0.5, seed=0))
+    shifts, valid = ex.steering_range(run, grid=(0, 2, 8))
+    assert set(shifts["alpha"]) == {2, 8} and valid in (0, 2, 8)
+    assert shifts["val_items"].iloc[0] + shifts["fit_items"].iloc[0] == len(known)
+    asked = [user.lower() for user in asked]
+    assert asked and not any(item.text.lower() in user for item in test for user in asked)  # no held-out item
+    assert any(item.text.lower() in user for item in known for user in asked)

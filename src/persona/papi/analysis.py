@@ -67,6 +67,18 @@ def control_passes(at_top: pd.DataFrame) -> bool:
     return bool(len(rows) == 2 and (rows["alpha"] > 0).all() and rows["moved_as_intended"].all())
 
 
+def validated_alpha(shifts: pd.DataFrame) -> float:
+    """The largest positive alpha up to which every positive alpha of :func:`control_shifts` moved the expected
+    answer as intended in both option orders; 0 when the smallest one already failed (or none was run)."""
+    valid = 0.0
+    for alpha in sorted(a for a in set(shifts["alpha"]) if a > 0):
+        both = shifts[(shifts["alpha"] == alpha) & shifts["order"].isin(["original", "reversed"])]
+        if len(both) != 2 or not both["moved_as_intended"].all():
+            break
+        valid = float(alpha)
+    return valid
+
+
 def control_check(at_top: pd.DataFrame, model: str) -> G.Check:
     """The positive control as the gate's check: at the control's largest alpha, the expected answer must rise in
     both option orders (``at_top``: :func:`control_shifts` rows of that alpha, one per order)."""

@@ -33,7 +33,7 @@ from persona import papi
 from persona.papi import reference
 from persona.papi.methods.base import LIKELIHOOD, PALIGN, AnswerMode, Method
 from persona.papi.methods.dpo import DPO, DPOSettings
-from persona.papi.methods.pas import CONTRASTS, K_SHARE, PAS, contrast_activations
+from persona.papi.methods.pas import ALPHAS, CONTRASTS, K_SHARE, PAS, contrast_activations
 from persona.papi.methods.prompting import FewShot, NoChange, PersonalityPrompt
 from persona.runs import ResultStore, Unit, resume
 from persona.timing import StageTimer, interleave
@@ -398,6 +398,35 @@ def positive_control(run: Run, alphas: Sequence[float], constructions: Sequence[
         curves.append(curve)
         shifts.append(analysis.control_shifts(curve, family_size=family).assign(construction=construction))
     return pd.concat(curves, ignore_index=True), pd.concat(shifts, ignore_index=True)
+
+
+def steering_range(run: Run, grid: Sequence[float] = ALPHAS, *, val_fraction: float = 0.5
+                   ) -> tuple[pd.DataFrame, float]:
+    """The positive control on the *known* items only, to say where a model's steering moves content before
+    the control is run on the held-out items: the agree direction (PAS's construction and K) is fitted on one
+    part of the known items (``split_known``, seeded) and steers the other part at every positive alpha of
+    ``grid``. No person's answers are read and no held-out item is asked.
+
+    Returns the shifts (:func:`persona.papi.analysis.control_shifts`, the family every shift tested) and the
+    validated range: the largest alpha up to which every alpha of the grid moved the expected answer as
+    intended in both option orders (0 when the smallest already failed)."""
+    from persona.papi import analysis
+    from persona.papi.methods.base import split_known
+    from persona.papi.methods.pas import agree_directions, dose_response
+    from persona.papi.methods.pas_core import head_count
+
+    fit, val = split_known(run.setup.known, val_fraction=val_fraction, seed=run.settings.seed)
+    if not fit or not val:
+        raise ValueError(f"steering_range needs known items on both sides of the split, got {len(fit)} and "
+                         f"{len(val)}: use more known items or another val_fraction")
+    alphas = sorted({0.0, *(float(a) for a in grid if a > 0)})
+    position = {item.number: k for k, item in enumerate(run.setup.known)}
+    activations = run.activations.array(run.settings.contrast)[[position[i.number] for i in fit]]
+    agree = agree_directions(activations, CONTRASTS[run.settings.contrast],
+                             k=head_count(run.settings.k_share, run.total_heads), seed=run.settings.seed)
+    curve = dose_response(run.engine, val, agree, alphas)
+    shifts = analysis.control_shifts(curve, family_size=3 * (len(alphas) - 1))
+    return shifts.assign(fit_items=len(fit), val_items=len(val)), analysis.validated_alpha(shifts)
 
 
 def stored_control(run: Run, alphas: Sequence[float]) -> pd.DataFrame:
