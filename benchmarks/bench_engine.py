@@ -121,13 +121,13 @@ def split_and_dense(engine: Engine, prompts, rounds: int, first=None):
 
     def run_dense():
         with dense_only():
-            dense.append(_timed(lambda: engine.score(prompts)))
+            dense.append(_timed(lambda: engine.label_probs(prompts)))
 
     for k in range(rounds):
         if k % 2:
             run_dense()
         if len(split) < rounds:
-            split.append(_timed(lambda: engine.score(prompts)))
+            split.append(_timed(lambda: engine.label_probs(prompts)))
         if not k % 2:
             run_dense()
     return min(split, key=lambda r: r[1]), min(dense, key=lambda r: r[1])
@@ -184,15 +184,15 @@ def main() -> None:
 
     # (a) PAPI few-shot scoring
     prompts = papi_prompts(args.n_items, args.subject)
-    engine.score(prompts[:2])  # warm-up (vocabulary scan for the labels, allocator)
+    engine.label_probs(prompts[:2])  # warm-up (vocabulary scan for the labels, allocator)
     counter = TokenCounter(model)
-    fast, t_fast = _timed(lambda: engine.score(prompts))
+    fast, t_fast = _timed(lambda: engine.label_probs(prompts))
     processed = counter.n
     counter.handle.remove()
     (fast, t_fast), (dense, t_dense) = split_and_dense(engine, prompts, args.rounds, first=(fast, t_fast))
     full_tokens = sum(len(engine.encode(p)) for p in prompts)
     naive_prompts = prompts[: args.n_naive]
-    naive, t_naive = _timed(lambda: engine.score_naive(naive_prompts))
+    naive, t_naive = _timed(lambda: engine.label_probs_naive(naive_prompts))
     diff = np.abs(fast.probs[: args.n_naive] - naive.probs).max()
     per_fast, per_naive = t_fast / len(prompts), t_naive / len(naive_prompts)
     print(f"\n(a) PAPI, {len(prompts)} items, prompts of {full_tokens / len(prompts):.0f} tokens on average")
@@ -205,7 +205,7 @@ def main() -> None:
 
     # (b) TRAIT scoring vs generating 15 tokens
     trait = trait_prompts(args.n_trait)
-    engine.score(trait[:2])
+    engine.label_probs(trait[:2])
     (_, t_score), (_, t_score_dense) = split_and_dense(engine, trait, args.rounds)
     texts = [engine.render(p) for p in trait]
     _, t_gen = _timed(lambda: palign_style_generate(model, tok, texts))

@@ -22,9 +22,9 @@ import numpy as np
 from persona.engine import Engine
 from persona.engine.packing import plan
 from persona.engine.parsing import GenerationResult
-from persona.engine.scoring import ScoreResult
+from persona.engine.scoring import OptionProbs
 from persona.papi import experiment as ex
-from persona.papi.methods.base import split_known
+from persona.papi.methods.answering import split_known
 from persona.papi.methods.dpo import preference_pairs
 from persona.runbook import load_profile
 from persona.timing import StageTimer
@@ -42,11 +42,11 @@ class CountingEngine(Engine):
         for prefix, batches in plan([p.system for p in prompts], ids, self.batch_size):
             self.tokens += len(prefix) + sum(len(ids[i]) - len(prefix) for batch in batches for i in batch)
 
-    def score(self, prompts, *, progress: bool = False, label_ids=None) -> ScoreResult:
+    def label_probs(self, prompts, *, progress: bool = False, label_ids=None) -> OptionProbs:
         self._count(prompts)
         n = len(prompts)
         probs = np.full((n, len(prompts[0].labels) if n else 5), 1.0 / 5)
-        return ScoreResult(probs=probs, mass=np.ones(n), raw=probs)
+        return OptionProbs(probs=probs, mass=np.ones(n), raw=probs)
 
     def answer(self, prompts, *, max_new_tokens: int = 15, **kwargs) -> GenerationResult:
         self._count(prompts)

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "persona"
-PLUMBING = {"data", "files", "gate", "models", "paths", "runs", "timing", "steering", "verdicts", "report", "provision",
+PLUMBING = {"datafiles", "files", "gate", "models", "paths", "runs", "timing", "steering", "verdicts", "report", "provision",
             "runbook"}
 #: What each room may import from the package (besides itself).
 ALLOWED = {

@@ -48,13 +48,13 @@ def test_scoring_fast_path_equals_naive_on_cuda(tok, family):
     for dtype, tolerance in ((torch.float32, FP32), (torch.bfloat16, BF16)):
         model = on_cuda(family, tok, dtype)
         engine = Engine(model, tok, batch_size=3)
-        fast, naive = engine.score(prompts), engine.score_naive(prompts)
+        fast, naive = engine.label_probs(prompts), engine.label_probs_naive(prompts)
         assert np.abs(fast.probs - naive.probs).max() < tolerance, (family, dtype)
         assert np.allclose(fast.probs.sum(axis=1), 1.0)
-        unshared = Engine(model, tok, batch_size=5, cache_prefix=False).score(prompts)
+        unshared = Engine(model, tok, batch_size=5, cache_prefix=False).label_probs(prompts)
         assert np.abs(unshared.probs - naive.probs).max() < tolerance, (family, dtype)
     # bf16 on the GPU against float32 on the CPU: the rounding of bf16, nothing more
-    cpu = Engine(tiny_model(family, tok), tok).score_naive(prompts)
+    cpu = Engine(tiny_model(family, tok), tok).label_probs_naive(prompts)
     assert np.abs(fast.probs - cpu.probs).mean() < BF16
 
 
@@ -175,9 +175,9 @@ def test_the_embedded_model_loads_on_cuda_in_bfloat16_and_agrees_with_float32_on
     items = heldout[:12]
     model, tokenizer = load_model("smollm2-135m-instruct")  # device and dtype "auto"
     assert model.device.type == "cuda" and model.dtype == torch.bfloat16
-    gpu = Engine(model, tokenizer, batch_size=8).score(prompts(items, DEFAULT_SYSTEM, "original"))
+    gpu = Engine(model, tokenizer, batch_size=8).label_probs(prompts(items, DEFAULT_SYSTEM, "original"))
     cpu_model, _ = load_model("smollm2-135m-instruct", device="cpu")
-    cpu = Engine(cpu_model, tokenizer, batch_size=8).score(prompts(items, DEFAULT_SYSTEM, "original"))
+    cpu = Engine(cpu_model, tokenizer, batch_size=8).label_probs(prompts(items, DEFAULT_SYSTEM, "original"))
     # measured on CPU bf16 against fp32 for these items: mean 0.005, max 0.056 (the shared few-shot-free prefix
     # and the answer cue in bf16); a misplaced token or mask moves probabilities by several tenths
     assert np.abs(gpu.probs - cpu.probs).mean() < 0.02 and np.abs(gpu.probs - cpu.probs).max() < 0.1

@@ -9,7 +9,7 @@ from tiny_models import tiny_model, tiny_tokenizer
 
 from persona.engine import Engine
 from persona.papi import Item, Subject
-from persona.papi.methods.base import score_items
+from persona.papi.methods.answering import ask_items
 from persona.papi.methods.dpo import DPO, DPOSettings, dpo_loss, preference_pairs
 
 ITEMS = [
@@ -56,7 +56,7 @@ def test_dpo_searches_rates_stops_early_refits_and_restores_the_model():
     engine = Engine(tiny_model("llama", tok, seed=2), tok)
     subject = papi.load_subjects(limit=1)[0]
     test = per_domain(heldout, 1)
-    before = score_items(engine, test, None).probs
+    before = ask_items(engine, test, None).probs
     settings = DPOSettings(learning_rates=(1e-3, 2e-2), max_steps=12, eval_every=2, patience=2, batch_size=4)
     method = DPO(engine, settings=settings)
     method.fit(subject, per_domain(known, 4))
@@ -75,7 +75,7 @@ def test_dpo_searches_rates_stops_early_refits_and_restores_the_model():
     answers = method.answer(test)
     assert answers.info["steps"] == method.choice["steps"] and answers.probs.shape == (len(test), 5)
     method.release()
-    after = score_items(engine, test, None).probs
+    after = ask_items(engine, test, None).probs
     np.testing.assert_allclose(after, before, atol=1e-6)
     assert not any("lora_" in name for name, _ in engine.model.named_parameters())
 

@@ -72,13 +72,13 @@ def test_engine_takes_the_split_and_it_equals_the_dense_mask_and_the_naive_loop(
     prompts = _prompts("You are a careful person who plans ahead. " * 3)
     engine = Engine(model, tok, batch_size=4)
     calls = _count_splits(monkeypatch)
-    split = engine.score(prompts)
+    split = engine.label_probs(prompts)
     assert len(calls) > 0
     with dense_only():
         calls.clear()
-        dense = engine.score(prompts)
+        dense = engine.label_probs(prompts)
         assert calls == []
-    naive = engine.score_naive(prompts)
+    naive = engine.label_probs_naive(prompts)
     assert np.abs(split.probs - dense.probs).max() < 1e-5
     assert np.abs(split.probs - naive.probs).max() < 1e-4
     assert naive.probs.std(axis=0).max() > 0.01  # the items get different answers: a row mix-up shows
@@ -89,9 +89,9 @@ def test_dense_mask_where_the_split_does_not_hold(monkeypatch):
     prompts = _prompts("You are a careful person who plans ahead. " * 3)  # prefix longer than the window
     calls = _count_splits(monkeypatch)
     gemma = tiny_model("gemma3", tok, sliding_window=32)  # the cache no longer holds the whole prefix
-    assert np.abs(Engine(gemma, tok, batch_size=4).score(prompts).probs
-                  - Engine(gemma, tok).score_naive(prompts).probs).max() < 1e-4
+    assert np.abs(Engine(gemma, tok, batch_size=4).label_probs(prompts).probs
+                  - Engine(gemma, tok).label_probs_naive(prompts).probs).max() < 1e-4
     eager = tiny_model("llama", tok)
     eager.config._attn_implementation = "eager"  # only SDPA models are switched
-    Engine(eager, tok, batch_size=4).score(prompts)
+    Engine(eager, tok, batch_size=4).label_probs(prompts)
     assert calls == [] and eager.config._attn_implementation == "eager"

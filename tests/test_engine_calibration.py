@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from persona.engine import MCItem, ScoreResult, calibrate, content_free_item
+from persona.engine import MCItem, OptionProbs, calibrate, content_free_item
 from persona.engine.calibration import mean_over_orders
 
 
 def result(probs, mass=None):
     probs = np.asarray(probs, dtype=float)
     mass = np.ones(len(probs)) if mass is None else np.asarray(mass, dtype=float)
-    return ScoreResult(probs=probs, mass=mass, raw=probs * mass[:, None])
+    return OptionProbs(probs=probs, mass=mass, raw=probs * mass[:, None])
 
 
 def test_mean_over_orders_is_the_elementwise_mean_leaving_out_unanswered_orders():

@@ -71,7 +71,7 @@ class Force:
         ("(B). Moderately Inaccurate", "strict", UNPARSEABLE, 3),
         ("I would say Very Inaccurate", "strict", 4, 4),
         ("A", "strict", 0, 4),
-        ("A", "paper", 0, 4),  # the paper parser sees the end-of-turn token after "A"
+        ("A", "letter-window", 0, 4),  # the letter-window parser sees the end-of-turn token after "A"
         ("I'm sorry, but I cannot answer that.", "strict", REFUSED, REFUSED),
         ("qzx ## 42 ~~", "strict", UNPARSEABLE, UNPARSEABLE),
     ],

@@ -59,7 +59,7 @@ def test_strict_parser_digits_and_no_option_texts():
     ],
 )
 def test_paper_parser_reproduces_palign_regex(text, prefix, expected):
-    assert parse_answer(text, LABELS, parser="paper", window_prefix=prefix) == expected
+    assert parse_answer(text, LABELS, parser="letter-window", window_prefix=prefix) == expected
 
 
 def test_unknown_parser_is_an_error():

@@ -38,11 +38,11 @@ def test_fast_path_equals_naive_loop(tok, family):
     model = tiny_model(family, tok)
     prompts = papi_prompts()
     engine = Engine(model, tok, batch_size=3)
-    fast, naive = engine.score(prompts), engine.score_naive(prompts)
+    fast, naive = engine.label_probs(prompts), engine.label_probs_naive(prompts)
     assert np.abs(fast.probs - naive.probs).max() < TOL
     assert np.allclose(fast.mass, naive.mass, rtol=1e-3, atol=1e-9)
     assert np.allclose(fast.probs.sum(axis=1), 1.0)
-    no_cache = Engine(model, tok, batch_size=5, cache_prefix=False).score(prompts)
+    no_cache = Engine(model, tok, batch_size=5, cache_prefix=False).label_probs(prompts)
     assert np.abs(no_cache.probs - naive.probs).max() < TOL
     # the reference itself is sensitive: these tiny models give sharp, item-dependent answers
     assert naive.probs.max(axis=1).mean() > 0.5 and naive.probs.std(axis=0).max() > 0.05
@@ -55,7 +55,7 @@ def test_shared_prefix_is_encoded_once(tok):
     counted = []
     handle = model.get_input_embeddings().register_forward_hook(lambda m, i, o: counted.append(i[0].numel()))
     try:
-        engine.score(prompts[:6])  # one subject: one prefix, 6 suffixes
+        engine.label_probs(prompts[:6])  # one subject: one prefix, 6 suffixes
     finally:
         handle.remove()
     full = [engine.encode(p) for p in prompts[:6]]
@@ -74,8 +74,8 @@ def test_option_order_maps_back_to_identities(tok):
     engine = Engine(model, tok, batch_size=4)
     items = [MCItem(f"worry about things {'often ' * i}", PAPI_OPTIONS) for i in range(4)]
     rev_prompts = [build_prompt(it, PAPI_TEMPLATE, permutation=order_permutation(5, "reversed")) for it in items]
-    reversed_ = engine.score(rev_prompts)
-    as_presented = engine.score([MCPrompt(p.system, p.user, p.labels, p.assistant_prefix) for p in rev_prompts])
+    reversed_ = engine.label_probs(rev_prompts)
+    as_presented = engine.label_probs([MCPrompt(p.system, p.user, p.labels, p.assistant_prefix) for p in rev_prompts])
     assert np.allclose(reversed_.probs, as_presented.probs[:, ::-1], atol=1e-12)
     assert np.allclose(reversed_.mass, as_presented.mass)
     assert not np.allclose(reversed_.probs, as_presented.probs, atol=1e-2)  # the mapping is not a no-op
@@ -85,8 +85,8 @@ def test_option_order_maps_back_to_identities(tok):
     bias[a_ids] = 30.0
     handle = model.get_output_embeddings().register_forward_hook(lambda m, i, o: o + bias)
     try:
-        original = engine.score([build_prompt(it, PAPI_TEMPLATE) for it in items])
-        biased_rev = engine.score(rev_prompts)
+        original = engine.label_probs([build_prompt(it, PAPI_TEMPLATE) for it in items])
+        biased_rev = engine.label_probs(rev_prompts)
     finally:
         handle.remove()
     assert (original.choice() == 0).all() and (biased_rev.choice() == 4).all()
@@ -108,7 +108,7 @@ def test_raw_is_the_softmax_mass_of_all_label_tokens(tok):
     model = tiny_model("qwen2", tok)
     engine = Engine(model, tok)
     prompt = build_prompt(MCItem("Question?", ("yes", "no", "maybe", "never")), TRAIT_TEMPLATES[2])
-    result = engine.score([prompt])
+    result = engine.label_probs([prompt])
     with torch.no_grad():
         logits = model(torch.tensor([engine.encode(prompt)])).logits[0, -1].double()
     p = torch.softmax(logits, -1)
@@ -136,25 +136,25 @@ def test_hooks_and_peft_adapters_pass_through(tok):
 
     model = tiny_model("llama", tok)
     prompts = papi_prompts(n_items=3, n_shots=3)
-    base = Engine(model, tok).score(prompts)
+    base = Engine(model, tok).label_probs(prompts)
     # a steering-like pre-hook on an attention output projection changes the answers
     o_proj = model.model.layers[1].self_attn.o_proj
     handle = o_proj.register_forward_pre_hook(lambda m, args: (args[0] + 3.0,))
     try:
         steered = Engine(model, tok, batch_size=2)
-        assert np.abs(steered.score(prompts).probs - steered.score_naive(prompts).probs).max() < TOL
-        assert np.abs(steered.score(prompts).probs - base.probs).max() > 1e-2
+        assert np.abs(steered.label_probs(prompts).probs - steered.label_probs_naive(prompts).probs).max() < TOL
+        assert np.abs(steered.label_probs(prompts).probs - base.probs).max() > 1e-2
     finally:
         handle.remove()
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))  # B=0: same function
-    assert np.abs(Engine(lora, tok).score(prompts).probs - base.probs).max() < TOL
+    assert np.abs(Engine(lora, tok).label_probs(prompts).probs - base.probs).max() < TOL
 
 
 def test_scoring_is_deterministic_and_rejects_mixed_option_counts(tok):
     model = tiny_model("gpt2", tok)
     engine = Engine(model, tok, batch_size=4)
     prompts = papi_prompts(n_items=4, n_shots=2)
-    assert np.array_equal(engine.score(prompts).probs, engine.score(prompts).probs)
+    assert np.array_equal(engine.label_probs(prompts).probs, engine.label_probs(prompts).probs)
     mixed = [prompts[0], build_prompt(MCItem("q", ("a", "b", "c", "d")), TRAIT_TEMPLATES[0])]
     with pytest.raises(ValueError):
-        engine.score(mixed)
+        engine.label_probs(mixed)

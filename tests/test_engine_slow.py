@@ -28,8 +28,8 @@ def test_smollm2_fast_path_equals_naive_and_letters_get_the_mass():
                                  ("Help at once.", "Ignore it.", "Offer a plan.", "Say no.")), template)
              for template in TRAIT_TEMPLATES[::2]]
     with torch_threads(1):
-        fast, naive = engine.score(prompts), engine.score_naive(prompts)
-        fast_trait, naive_trait = engine.score(trait), engine.score_naive(trait)
+        fast, naive = engine.label_probs(prompts), engine.label_probs_naive(prompts)
+        fast_trait, naive_trait = engine.label_probs(trait), engine.label_probs_naive(trait)
     assert np.abs(fast.probs - naive.probs).max() < 1e-4
     assert np.abs(fast_trait.probs - naive_trait.probs).max() < 1e-4
     assert fast.mass.min() > 0.9

@@ -227,7 +227,7 @@ def test_every_notebook_runs_through_the_runbooks_gpu_path(rehearsal):
 @pytest.mark.rehearsal
 def test_steering_dpo_and_generation_ran_at_the_gpu_settings(rehearsal):
     store = _store(rehearsal["tmp"] / "results")
-    for method in ("pas[honest,corrected]", "pas[honest,no-fs,corrected]", "pas[paper,paper]@palign"):
+    for method in ("pas[honest,corrected]", "pas[honest,no-fs,corrected]", "pas[test-tuned,paper]@palign"):
         trace = _frame(store, f"{method}~trace")
         assert sorted(trace["alpha"].unique()) == [0, 1, 2, 4, 6, 8], method  # the hooks steered at every alpha
         assert len(_frame(store, f"{method}~state")) > 0, method
@@ -236,7 +236,7 @@ def test_steering_dpo_and_generation_ran_at_the_gpu_settings(rehearsal):
     assert sorted(search["lr"].unique()) == [5e-5, 1e-4, 5e-4]
     assert sorted(search["step"].unique()) == [0, 2]  # trained 2 steps with every rate, validated at the last
     assert search["loss"].notna().any() and (dpo["phase"] == "refit").sum() == 1
-    for method in ("few-shot[paper]@palign", "p2@palign", "pas[paper,paper]@palign"):  # PAlign's pipeline: greedy text
+    for method in ("few-shot[paper]@palign", "p2@palign", "pas[test-tuned,paper]@palign"):  # PAlign's pipeline: greedy text
         assert len(_frame(store, method)) == 2 * 20, method  # 2 subjects x 20 held-out items, parsed or not
     trait = rehearsal["tmp"] / "results" / "trait"
     generated = {p.relative_to(trait).parts[0]: p for p in trait.glob("*/gen/**/*.csv")}

@@ -151,7 +151,7 @@ def test_report_reproduces_the_trait_chapter_tables(harness, chapter, tmp_path):
     got = written.sort_values(keys).reset_index(drop=True)[expected.columns]
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     # chapter 4, "Trait scores" cell: per template, fixed rule
-    per_template = S.score_table(dec_kept, ["model", "template", "trait"], n_boot=50, seed=0)
+    per_template = S.trait_score_table(dec_kept, ["model", "template", "trait"], n_boot=50, seed=0)
     wide = per_template.pivot_table(index=["model", "template"], columns="trait", values="score")
     scores = pd.read_csv(tmp_path / "trait_scores_per_template.csv", index_col=[0, 1])
     for trait in TRAITS:
@@ -186,7 +186,7 @@ def test_papi_baselines_match_the_chapters_methods(harness, loaded, tmp_path):
     for task, name in (("papi_nochange", "no-change"), ("papi_fewshot", "few-shot[corrected]")):
         preds = theirs.loc[name].reset_index().assign(method=name)
         for convention, metric in (("corrected", "score"), ("paper", "score_paper")):
-            table = metrics.score(preds, truth, convention, n_boot=0)
+            table = metrics.mae_table(preds, truth, convention, n_boot=0)
             expected = float(table.loc[table["domain"] == metrics.SCORE, "mae"].iloc[0])
             assert results[task][f"{metric},none"] == pytest.approx(expected)
     # the report's methods table is the chapter's
@@ -230,7 +230,7 @@ def test_plain_text_asks_only_the_label_tokens_lm_eval_can_reach(tiny, loaded):
                   for k, ids in enumerate(every)]
         assert all(subset) and sum(map(len, subset)) == sum(map(len, asked))
         with torch_threads(1):
-            theirs = engine.score(prompts, label_ids=lambda labels: subset).raw
+            theirs = engine.label_probs(prompts, label_ids=lambda labels: subset).raw
         ours = option_raw(doc, [r[0] for r in s["filtered_resps"]])
         assert np.abs(np.log(ours) - np.log(theirs)).max() <= TOLERANCE
 
@@ -311,7 +311,7 @@ def test_embedded_smollm2_gives_the_engines_log_probabilities(tmp_path):
     with torch_threads(2):
         for s in samples:
             prompts, _ = trait_grid([items[s["doc"]["key"]]], [s["doc"]["template"] - 1])
-            theirs = engine.score(prompts).raw
+            theirs = engine.label_probs(prompts).raw
             ours = option_raw(s["doc"], report.loglikelihoods(s))
             assert np.abs(np.log(ours) - np.log(theirs)).max() <= TOLERANCE
             assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).all()

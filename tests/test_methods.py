@@ -9,9 +9,10 @@ import pytest
 from methods_fixtures import papi_items, per_domain
 from tiny_models import tiny_model, tiny_tokenizer
 
-from persona.engine import Engine, ScoreResult
+from persona.engine import Engine, OptionProbs
 from persona.papi import Item, Subject
-from persona.papi.methods.base import AnswerMode, Answers, Method, few_shot_system, score_items, selection_loss
+from persona.papi.methods.answering import AnswerMode, Answers, few_shot_system, ask_items, selection_loss
+from persona.papi.methods.base import Method
 from persona.papi.methods.pas import CONTENT, PALIGN, PAS, agree_directions, contrast_activations, dose_response
 from persona.papi.methods.prompting import FewShot, NoChange, PersonalityPrompt
 
@@ -27,12 +28,12 @@ class LetterABias:
     def __init__(self):
         self.prompts = []
 
-    def score(self, prompts):
+    def label_probs(self, prompts):
         self.prompts.extend(prompts)
         raw = np.zeros((len(prompts), 5))
         for i, p in enumerate(prompts):
             raw[i, list(p.identity_of_position)] = [0.6, 0.1, 0.1, 0.1, 0.1]
-        return ScoreResult(probs=raw / raw.sum(1, keepdims=True), mass=raw.sum(1), raw=raw)
+        return OptionProbs(probs=raw / raw.sum(1, keepdims=True), mass=raw.sum(1), raw=raw)
 
 
 ITEM_PLUS = Item(1, 1, "N", "N1", "Anxiety", +1, "Worry about things.")
@@ -41,7 +42,7 @@ ITEM_MISSING = Item(61, None, "N", "N1", "Anxiety", +1, "Fear for the worst.")
 
 
 def test_orders_are_averaged_in_identity_order():
-    answers = score_items(LetterABias(), [ITEM_PLUS], system=None)
+    answers = ask_items(LetterABias(), [ITEM_PLUS], system=None)
     # original order: identity 0 gets 0.6; reversed: identity 4 gets 0.6 -> mean 0.35, 0.1, 0.1, 0.1, 0.35
     np.testing.assert_allclose(answers.probs[0], [0.35, 0.1, 0.1, 0.1, 0.35])
     assert answers.expected[0] == pytest.approx(3.0)  # a pure letter bias cancels out
@@ -50,17 +51,17 @@ def test_orders_are_averaged_in_identity_order():
 
 def test_prompts_end_with_the_answer_cue_and_letter_mass_is_kept():
     engine = LetterABias()
-    answers = score_items(engine, [ITEM_PLUS, ITEM_MINUS], system=None)
+    answers = ask_items(engine, [ITEM_PLUS, ITEM_MINUS], system=None)
     assert [p.assistant_prefix for p in engine.prompts] == ["("] * 6  # 2 items x 2 orders + 2 content-free
     np.testing.assert_allclose(answers.mass, [1.0, 1.0])
     assert answers.frame()["label_mass"].tolist() == [1.0, 1.0]
-    score_items(engine, [ITEM_PLUS], system=None, mode=AnswerMode(cue=""))
+    ask_items(engine, [ITEM_PLUS], system=None, mode=AnswerMode(cue=""))
     assert engine.prompts[-1].assistant_prefix == ""
 
 
 def test_each_order_and_its_content_free_prior_are_kept():
     engine = LetterABias()
-    answers = score_items(engine, [ITEM_PLUS], system=None)
+    answers = ask_items(engine, [ITEM_PLUS], system=None)
     frame = answers.frame()
     columns = [[f"{kind}{v}_{tag}" for v in (5, 4, 3, 2, 1)] for kind, tag in (("p", "orig"), ("p", "rev"), ("cf", "orig"))]
     np.testing.assert_allclose(frame[columns[0]].iloc[0], [0.6, 0.1, 0.1, 0.1, 0.1])
@@ -81,7 +82,7 @@ def test_few_shot_prompt_per_convention():
 
 
 def test_p2_paragraphs_follow_test_set_order():
-    from persona.data import fetch
+    from persona.datafiles import fetch
     from persona.papi.methods.prompting import personality_paragraphs
 
     _, _ = papi_items()  # skips without data
@@ -119,12 +120,12 @@ def test_no_change_is_subject_independent_and_cached(tiny_setup):
     assert method.answer(test) is method.answer(test)
 
 
-def test_pas_paper_protocol_never_worse_than_alpha_zero(tiny_setup):
+def test_pas_test_tuned_protocol_never_worse_than_alpha_zero(tiny_setup):
     engine, subject, known, test = tiny_setup
     acts = contrast_activations(engine, known, PALIGN)
     assert acts.shape == (len(known), 2, 2, 4, 16)
     for convention in ("paper", "corrected"):
-        pas = PAS(engine, acts, known, contrast=PALIGN, protocol="paper", test_items=test, convention=convention,
+        pas = PAS(engine, acts, known, contrast=PALIGN, protocol="test-tuned", test_items=test, convention=convention,
                   k_share=0.5, alphas=(0, 2, 8))
         pas.fit(subject, known)
         few = FewShot(engine, convention)
@@ -164,9 +165,9 @@ def test_pas_honest_protocol_never_sees_test_items(tiny_setup):
         def __init__(self, inner):
             self.inner, self.users = inner, []
 
-        def score(self, prompts):
+        def label_probs(self, prompts):
             self.users.extend(p.user for p in prompts)
-            return self.inner.score(prompts)
+            return self.inner.label_probs(prompts)
 
     recorder = Recording(engine)
     recorder.model, recorder.tokenizer = engine.model, engine.tokenizer
@@ -181,11 +182,11 @@ def test_pas_honest_protocol_never_sees_test_items(tiny_setup):
 
 def test_pas_with_hooks_leaves_model_unchanged(tiny_setup):
     engine, subject, known, test = tiny_setup
-    before = score_items(engine, test[:3], None).probs
+    before = ask_items(engine, test[:3], None).probs
     acts = contrast_activations(engine, known)
-    pas = PAS(engine, acts, known, protocol="paper", test_items=test, k_share=0.5, alphas=(0, 8))
+    pas = PAS(engine, acts, known, protocol="test-tuned", test_items=test, k_share=0.5, alphas=(0, 8))
     pas.fit(subject, known)
-    np.testing.assert_array_equal(score_items(engine, test[:3], None).probs, before)
+    np.testing.assert_array_equal(ask_items(engine, test[:3], None).probs, before)
     assert isinstance(pas, Method) and isinstance(Answers((), np.zeros((0, 5))).frame(), object)
 
 
@@ -211,7 +212,7 @@ GENERATION = AnswerMode(kind="generation")
 def test_generation_mode_one_hot_answers_and_missing_ones():
     # prompts go order by order: [original: item+, item-], [reversed: item+, item-]
     engine = ScriptedGenerator([1, "refused", 1, "unparseable"])
-    answers = score_items(engine, [ITEM_PLUS, ITEM_MINUS], None, GENERATION)
+    answers = ask_items(engine, [ITEM_PLUS, ITEM_MINUS], None, GENERATION)
     np.testing.assert_allclose(answers.probs[0], [0, 1, 0, 0, 0])
     assert answers.agreement[0] == 4  # identity 1 = Moderately Accurate
     assert np.isnan(answers.agreement[1])  # no order gave an option: no answer, not "Very Accurate"
@@ -220,7 +221,7 @@ def test_generation_mode_one_hot_answers_and_missing_ones():
 
 def test_generation_mode_disagreeing_orders_split_the_vote():
     engine = ScriptedGenerator([0, 3])
-    answers = score_items(engine, [ITEM_PLUS], None, GENERATION)
+    answers = ask_items(engine, [ITEM_PLUS], None, GENERATION)
     np.testing.assert_allclose(answers.probs[0], [0.5, 0, 0, 0.5, 0])
     assert answers.expected[0] == pytest.approx((5 + 2) / 2)
 
@@ -291,9 +292,9 @@ def test_steering_range_asks_only_known_items_and_reports_a_range_from_its_grid(
     class Recording:
         model, tokenizer = engine.model, engine.tokenizer
 
-        def score(self, prompts):
+        def label_probs(self, prompts):
             asked.extend(p.user for p in prompts)
-            return engine.score(prompts)
+            return engine.label_probs(prompts)
 
         def __getattr__(self, name):
             return getattr(engine, name)

@@ -48,9 +48,9 @@ def test_hand_computed_domain_maes_in_both_conventions():
 
 def test_domain_means_over_subjects_and_score_is_their_sum():
     preds = _predictions({1: S1_TICKS, 2: S2_TICKS})
-    table = metrics.wide(metrics.score(preds, TRUTH, "paper", n_boot=0))
+    table = metrics.wide(metrics.mae_table(preds, TRUTH, "paper", n_boot=0))
     assert table.loc["m"].tolist() == pytest.approx([1.75, 1.25, 1.0, 1.25, 0.5, 5.75])
-    table = metrics.wide(metrics.score(preds, TRUTH, "corrected", n_boot=0))
+    table = metrics.wide(metrics.mae_table(preds, TRUTH, "corrected", n_boot=0))
     assert table.loc["m"].tolist() == pytest.approx([0.75, 0.0, 1.0, 0.25, 0.0, 2.0])
 
 
@@ -61,8 +61,8 @@ def test_a_perfect_agreement_predictor_scores_zero_only_under_the_corrected_conv
         for s in (S1, S2)
     }
     preds = _predictions(ticks)
-    assert metrics.wide(metrics.score(preds, TRUTH, "corrected", n_boot=0)).loc["m", "Score"] == 0
-    assert metrics.wide(metrics.score(preds, TRUTH, "paper", n_boot=0)).loc["m", "Score"] > 0
+    assert metrics.wide(metrics.mae_table(preds, TRUTH, "corrected", n_boot=0)).loc["m", "Score"] == 0
+    assert metrics.wide(metrics.mae_table(preds, TRUTH, "paper", n_boot=0)).loc["m", "Score"] > 0
 
 
 def test_unparsed_answers_are_dropped_like_palign():
@@ -73,7 +73,7 @@ def test_unparsed_answers_are_dropped_like_palign():
 
 def test_methods_are_scored_separately_by_the_same_function():
     preds = pd.concat([_predictions({1: S1_TICKS}, "a"), _predictions({1: S2_TICKS}, "b")])
-    table = metrics.wide(metrics.score(preds, TRUTH, "paper", n_boot=0))
+    table = metrics.wide(metrics.mae_table(preds, TRUTH, "paper", n_boot=0))
     assert table.loc["a", "A"] == 2.5
     assert table.loc["b", "A"] == pytest.approx((abs(3 - 4) + abs(3 - 5)) / 2)
 
@@ -83,27 +83,27 @@ def test_bootstrap_is_seeded_and_brackets_the_point_estimate():
     subjects = [Subject(c, c, {i.number: int(rng.integers(1, 6)) for i in ITEMS}) for c in range(40)]
     truth = answers_frame(subjects, ITEMS)
     preds = _predictions({s.case: dict.fromkeys(range(1, 11), 3) for s in subjects})
-    a = metrics.score(preds, truth, "corrected", n_boot=300, seed=7)
-    b = metrics.score(preds, truth, "corrected", n_boot=300, seed=7)
+    a = metrics.mae_table(preds, truth, "corrected", n_boot=300, seed=7)
+    b = metrics.mae_table(preds, truth, "corrected", n_boot=300, seed=7)
     pd.testing.assert_frame_equal(a, b)
     assert (a["ci_low"] <= a["mae"]).all() and (a["mae"] <= a["ci_high"]).all()
     assert (a["ci_high"] - a["ci_low"] > 0).all()
     # identical subjects: no sampling variability, the interval collapses onto the point
     same = [Subject(c, c, dict(S2.answers)) for c in range(10)]
     preds = _predictions({s.case: S1_TICKS for s in same})
-    c = metrics.score(preds, answers_frame(same, ITEMS), "paper", n_boot=100)
+    c = metrics.mae_table(preds, answers_frame(same, ITEMS), "paper", n_boot=100)
     assert np.allclose(c["ci_low"], c["mae"]) and np.allclose(c["ci_high"], c["mae"])
 
 
 def test_invalid_predictions_are_rejected():
     with pytest.raises(ValueError, match="1..5"):
-        metrics.score(_predictions({1: {1: 0}}), TRUTH, "paper")
+        metrics.mae_table(_predictions({1: {1: 0}}), TRUTH, "paper")
     with pytest.raises(ValueError, match="more than one row"):
-        metrics.score(pd.concat([_predictions({1: {1: 3}})] * 2), TRUTH, "paper")
+        metrics.mae_table(pd.concat([_predictions({1: {1: 3}})] * 2), TRUTH, "paper")
     with pytest.raises(ValueError, match="subjects missing"):
-        metrics.score(_predictions({99: {1: 3}}), TRUTH, "paper")
+        metrics.mae_table(_predictions({99: {1: 3}}), TRUTH, "paper")
     with pytest.raises(ValueError, match="convention"):
-        metrics.score(_predictions({1: {1: 3}}), TRUTH, "other")  # type: ignore[arg-type]
+        metrics.mae_table(_predictions({1: {1: 3}}), TRUTH, "other")  # type: ignore[arg-type]
 
 
 def _prob_rows(subject, probs_by_item, prior=None, method="m"):

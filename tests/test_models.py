@@ -14,7 +14,7 @@ import torch
 from conftest import mode
 
 from persona import models
-from persona.data import sha256_of
+from persona.datafiles import sha256_of
 from persona.models import EMBEDDED, ModelError, embedded, load_model, model_path
 
 

@@ -112,7 +112,7 @@ def test_third_party_reference_numbers_reproduce_under_the_paper_convention(papi
     known, held, subjects, truth = papi
     neutral = predictions_frame(Constant(3), subjects, held)
     facet = predictions_frame(SubjectMean(known, "facet", "paper"), subjects, held)
-    score = lambda p: metrics.wide(metrics.score(p, truth, "paper", n_boot=0)).iloc[0]["Score"]  # noqa: E731
+    score = lambda p: metrics.wide(metrics.mae_table(p, truth, "paper", n_boot=0)).iloc[0]["Score"]  # noqa: E731
     assert round(score(neutral), 2) == 3.80
     assert round(score(facet), 2) == 2.73
 
@@ -120,6 +120,6 @@ def test_third_party_reference_numbers_reproduce_under_the_paper_convention(papi
 def test_the_paper_metric_penalises_a_correctly_keyed_predictor(papi):
     known, held, subjects, truth = papi
     corrected = predictions_frame(SubjectMean(known, "facet", "corrected"), subjects, held)
-    table = metrics.wide(metrics.score(corrected, truth, "corrected", n_boot=0)).iloc[0]
-    paper = metrics.wide(metrics.score(corrected, truth, "paper", n_boot=0)).iloc[0]
+    table = metrics.wide(metrics.mae_table(corrected, truth, "corrected", n_boot=0)).iloc[0]
+    paper = metrics.wide(metrics.mae_table(corrected, truth, "paper", n_boot=0)).iloc[0]
     assert table["Score"] < 2.8 < 4.0 < paper["Score"]

@@ -12,9 +12,9 @@ import torch
 from persona.engine import Engine
 from persona.papi import Item, Subject
 from persona.papi import sandbox as sb
-from persona.papi.methods.base import AnswerMode, score_items
+from persona.papi.methods.answering import AnswerMode, ask_items
 
-from tiny_models import tiny_model, tiny_tokenizer
+from tiny_models import tiny_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -102,7 +102,7 @@ def test_cached_lower_states_and_the_top_layers_equal_the_full_forward():
         torch.testing.assert_close(states.hidden[row, -len(ids):], full, atol=1e-5, rtol=1e-5)
     ours = sb.identity_by_order(sb.letter_distributions(model, states, seqs, frozen)[0], seqs)
     items = ITEMS + [Item(2, 2, "N", "N2", "Anger", 1, "Get angry easily.")]
-    answers = score_items(engine, items, "You are a helpful assistant.", AnswerMode(calibrate=False))
+    answers = ask_items(engine, items, "You are a helpful assistant.", AnswerMode(calibrate=False))
     for order in ("original", "reversed"):
         np.testing.assert_allclose(ours[order], answers.by_order[order], atol=1e-5)
 
@@ -121,7 +121,7 @@ def test_training_moves_both_orders_towards_the_people_and_not_the_letters():
     states = sb.cache_lower(model, seqs.ids, frozen, engine.pad_id)
     curve = sb.train_top(model, states, seqs, recipe)
     assert curve[-1]["loss"] < 0.25 * curve[0]["loss"]
-    answers = score_items(engine, ITEMS, "You are a helpful assistant.", AnswerMode(calibrate=False))
+    answers = ask_items(engine, ITEMS, "You are a helpful assistant.", AnswerMode(calibrate=False))
     for order in ("original", "reversed"):  # a flipped order mapping would put the reversed order on the mirror
         got = answers.by_order[order]
         assert np.abs(got - targets).sum(axis=1).max() < 0.3, order

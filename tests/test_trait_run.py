@@ -12,7 +12,7 @@ from persona.runs import ResultStore
 from persona.trait.items import TraitItem
 from persona.trait.prompts import trait_grid
 from persona.trait.run import TraitSettings, _score_shard, bare_label_ids, draw_samples, run_trait
-from persona.trait.scoring import RAW_COLS, decisions, score_table
+from persona.trait.scoring import RAW_COLS, decisions, trait_score_table
 
 
 @pytest.fixture(scope="module")
@@ -116,18 +116,18 @@ def test_samples_are_nested_and_balanced(tmp_path):
 
 def test_bare_tokens_are_a_subset_of_all_tokenisations(engine):
     prompts, _ = trait_grid(fake_items(3), templates=(0, 1, 2))
-    every = engine.score(prompts).raw
-    bare = engine.score(prompts, label_ids=bare_label_ids(engine.tokenizer)).raw
+    every = engine.label_probs(prompts).raw
+    bare = engine.label_probs(prompts, label_ids=bare_label_ids(engine.tokenizer)).raw
     assert (bare <= every + 1e-9).all() and (bare < every - 1e-6).any()  # " A" etc. carry mass the official code misses
 
 
 def test_decisions_and_scores_from_frames(engine):
     prompts, meta = trait_grid(fake_items(4), templates=(0, 1))
-    result = engine.score(prompts)
+    result = engine.label_probs(prompts)
     frame = meta.assign(**dict(zip(RAW_COLS, result.raw.T)), mass=result.mass)
     dec = decisions(frame)
     assert len(dec) == 4 * 2 and set(dec.columns) >= {"official", "fixed", "orig", "rev", "mass"}
-    table = score_table(dec, ["template", "trait"], n_boot=50)
+    table = trait_score_table(dec, ["template", "trait"], n_boot=50)
     assert len(table) == 4 and table["score"].between(0, 100).all()
     # the official and fixed decisions agree wherever the item had label mass and no tie
     ok = dec["fixed"].notna()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from persona.data import DataError, fetch_all
+from persona.datafiles import DataError, fetch_all
 from persona.models import EMBEDDED, ModelError, model_path
 
 

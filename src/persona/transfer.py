@@ -20,7 +20,7 @@ from scipy import stats
 
 from persona.papi import psychometrics
 from persona.papi.data import DOMAINS, Item, Subject
-from persona.papi.methods.base import few_shot_system
+from persona.papi.methods.answering import few_shot_system
 from persona.papi.methods.pas import PAS
 from persona.papi.prompts import DEFAULT_SYSTEM
 from persona.runs import ResultStore, Unit, resume
@@ -28,7 +28,6 @@ from persona.steering import find_head_layout, steer
 from persona.trait.items import BIG_FIVE, SHORT, TraitItem
 from persona.trait.prompts import TEMPLATES, trait_grid
 from persona.trait.scoring import RAW_COLS, decisions, trait_score
-from persona import gate as G
 from persona import verdicts as V
 from persona.verdicts import Verdict
 
@@ -81,7 +80,7 @@ def _answers(engine, items: Sequence[TraitItem], template: int, condition: str, 
         system, shifts = pas.system, pas.directions.shifts(pas.alpha)
     prompts, meta = trait_grid(items, [template], system=system, persona="none")
     with steer(engine.model, shifts, layout=find_head_layout(engine.model)):
-        result = engine.score(prompts)
+        result = engine.label_probs(prompts)
     frame = meta.assign(condition=condition, subject=subject.case if subject is not None else -1)
     frame[RAW_COLS] = result.raw
     frame["mass"] = result.mass

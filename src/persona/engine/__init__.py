@@ -13,7 +13,7 @@ Typical use::
     engine = Engine(model, tokenizer)              # chat template when the tokenizer has one
     template = Template("q", "Q: {stem}\\n{options}Answer:", "{label}. {text}", ("A", "B"))
     item = MCItem("Is the sky blue?", ("yes", "no"))
-    runs = [engine.score([build_prompt(item, template, permutation=order_permutation(2, o))])
+    runs = [engine.label_probs([build_prompt(item, template, permutation=order_permutation(2, o))])
             for o in ("original", "reversed")]
     both = mean_over_orders([r.probs for r in runs])  # identity order, position bias averaged (calibration)
     answers = engine.answer(prompts, option_texts=[item.options])   # generation mode
@@ -25,7 +25,7 @@ from persona.engine.cloze import NORMALISATIONS, OptionScores
 from persona.engine.engine import Engine
 from persona.engine.items import MCItem, MCPrompt, order_permutation
 from persona.engine.parsing import REFUSED, UNPARSEABLE, GenerationResult, parse_answer
-from persona.engine.scoring import ScoreResult
+from persona.engine.scoring import OptionProbs
 from persona.engine.templates import Template, build_prompt
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "NORMALISATIONS",
     "OptionScores",
     "REFUSED",
-    "ScoreResult",
+    "OptionProbs",
     "Template",
     "UNPARSEABLE",
     "build_prompt",

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from persona.engine.items import MCItem
-from persona.engine.scoring import ScoreResult
+from persona.engine.scoring import OptionProbs
 
 CONTENT_FREE = "N/A"
 
@@ -47,9 +47,9 @@ def content_free_item(item: MCItem, content: str = CONTENT_FREE, *, keep_options
     return MCItem(stem=content, options=options)
 
 
-def calibrate(result: ScoreResult, prior: ScoreResult | np.ndarray, method: str = "divide") -> ScoreResult:
+def calibrate(result: OptionProbs, prior: OptionProbs | np.ndarray, method: str = "divide") -> OptionProbs:
     """Remove a content-free prior (one row, or one row per item) from ``result``."""
-    p_cf = prior.probs if isinstance(prior, ScoreResult) else np.asarray(prior, dtype=float)
+    p_cf = prior.probs if isinstance(prior, OptionProbs) else np.asarray(prior, dtype=float)
     p_cf = np.broadcast_to(p_cf.reshape(-1, result.probs.shape[1]), result.probs.shape)
     if method == "divide":
         scaled = result.probs / p_cf
@@ -58,4 +58,4 @@ def calibrate(result: ScoreResult, prior: ScoreResult | np.ndarray, method: str 
         probs = result.probs - p_cf
     else:
         raise ValueError(f"Unknown calibration method '{method}': use 'divide' or 'subtract'")
-    return ScoreResult(probs=probs, mass=result.mass.copy(), raw=result.raw.copy())
+    return OptionProbs(probs=probs, mass=result.mass.copy(), raw=result.raw.copy())

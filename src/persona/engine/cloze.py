@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from persona.engine.packing import Packed, device_of, plan, prefix_cache
-from persona.engine.scoring import ScoreResult
+from persona.engine.scoring import OptionProbs
 
 NORMALISATIONS = ("none", "length", "token", "unconditional")
 NEUTRAL_CONTEXT = "Answer:"
@@ -92,8 +92,8 @@ def log_total(logprob: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class OptionScores(ScoreResult):
-    """Cloze scores; ``probs``/``mass``/``raw`` as ``ScoreResult`` (see the module docstring), columns in
+class OptionScores(OptionProbs):
+    """Cloze scores; ``probs``/``mass``/``raw`` as ``OptionProbs`` (see the module docstring), columns in
     identity order, plus the parts every normalisation is computed from."""
 
     scores: np.ndarray | None = None  # (n_items, n_options) normalised scores; probs = softmax(scores)

@@ -3,7 +3,7 @@ of the option texts) or by generated text.
 
 The engine only calls the model's ``forward`` and ``generate``, so forward hooks on the model
 (PAS steering) and PEFT-wrapped models (DPO LoRA) work unchanged. Nothing is cached across
-calls (a hook may change between them); within one ``score`` call the shared prefix of prompts
+calls (a hook may change between them); within one ``label_probs`` call the shared prefix of prompts
 with the same ``system`` is encoded once.
 """
 
@@ -28,12 +28,12 @@ from persona.engine.parsing import GenerationResult, parse_answer
 from persona.engine.rendering import encode, has_chat_template, render_text
 from persona.engine.scoring import (
     LabelIds,
-    ScoreResult,
+    OptionProbs,
     _n_options,
     decoded_vocab,
     label_token_ids,
     score_batched,
-    score_naive,
+    label_probs_naive,
 )
 
 
@@ -84,8 +84,8 @@ class Engine:
         return self._label_ids[labels]
 
     # -- likelihood ---------------------------------------------------------------------------
-    def score(self, prompts: Sequence[MCPrompt], *, progress: bool = False,
-              label_ids: LabelIds | None = None) -> ScoreResult:
+    def label_probs(self, prompts: Sequence[MCPrompt], *, progress: bool = False,
+              label_ids: LabelIds | None = None) -> OptionProbs:
         """Option probabilities (identity order) for each prompt; see ``scoring``.
 
         ``label_ids`` replaces the engine's choice of label tokens (every single-token spelling of a
@@ -103,9 +103,9 @@ class Engine:
             progress=progress,
         )
 
-    def score_naive(self, prompts: Sequence[MCPrompt]) -> ScoreResult:
+    def label_probs_naive(self, prompts: Sequence[MCPrompt]) -> OptionProbs:
         """Reference: one prompt per forward, nothing shared (for tests and benchmarks)."""
-        return score_naive(self.model, prompts, [self.encode(p) for p in prompts], self.label_token_ids)
+        return label_probs_naive(self.model, prompts, [self.encode(p) for p in prompts], self.label_token_ids)
 
     # -- option texts (cloze) -----------------------------------------------------------------
     def score_options(self, prompts: Sequence[MCPrompt], option_texts: Sequence[Sequence[str]], *,
@@ -119,7 +119,7 @@ class Engine:
         character), "token" (per token) or "unconditional" (minus the log-probability after ``neutral``,
         computed only for this one); ``renormalised`` gives the others from the same log-probabilities.
         ``share[i]``: the group of prompt i, whose common token prefix is encoded once (default: its
-        ``system``, as in ``score``); e.g. one group per item when an item's orders share its stem. Any
+        ``system``, as in ``label_probs``); e.g. one group per item when an item's orders share its stem. Any
         grouping gives the same numbers; each distinct continuation is scored once per call after
         ``neutral``. ``naive``: the reference path (one forward per prompt and option).
         """
@@ -147,7 +147,7 @@ class Engine:
         self, prompts: Sequence[MCPrompt], *, max_new_tokens: int = 15, skip_special_tokens: bool = True
     ) -> list[str]:
         """Greedy continuations (new text only) of each prompt; prompts with the same ``system`` share
-        the encoding of their common prefix (as in ``score``)."""
+        the encoding of their common prefix (as in ``label_probs``)."""
         return generate_greedy(
             self.model,
             self.tokenizer,
@@ -171,9 +171,9 @@ class Engine:
         """Generate, parse, and map each answer to its option identity.
 
         ``option_texts[i]``: prompt i's option texts in IDENTITY order (lets the strict parser
-        recognise an answer given as text). The paper parser sees special tokens, as PAlign's did.
+        recognise an answer given as text). The letter-window parser (PAlign's regex) sees special tokens, as PAlign's did.
         """
-        texts = self.generate(prompts, max_new_tokens=max_new_tokens, skip_special_tokens=(parser != "paper"))
+        texts = self.generate(prompts, max_new_tokens=max_new_tokens, skip_special_tokens=(parser != "letter-window"))
         outcome: list[int | str] = []
         for i, (prompt, text) in enumerate(zip(prompts, texts)):
             ident = prompt.identity_of_position

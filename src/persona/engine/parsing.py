@@ -2,7 +2,7 @@ r"""Map generated text to an option, a refusal, or "unparseable"; never guess si
 
 Two parsers:
 
-* ``"paper"``: PAlign's ``process_answers``: ``re.search(r"[abcdeABCDE][^a-zA-Z]", text[:12])``,
+* ``"letter-window"``: PAlign's ``process_answers``: ``re.search(r"[abcdeABCDE][^a-zA-Z]", text[:12])``,
   i.e. the first letter A-E (either case) followed by a non-letter within the first 12
   characters. It reads letters inside words ("I'd" -> D) and cannot tell a refusal from noise:
   a miss is PAlign's "UNK", which we report as unparseable. The class of letters generalises to
@@ -459,11 +459,11 @@ def parse_strict(text: str, labels: Sequence[str], option_texts: Sequence[str] =
     return UNPARSEABLE
 
 
-def parse_paper(text: str, labels: Sequence[str], window_prefix: str = "") -> int | str:
+def parse_letter_window(text: str, labels: Sequence[str], window_prefix: str = "") -> int | str:
     """PAlign's regex over the first 12 characters (see module docstring)."""
     chars = "".join(sorted({c for lab in labels for c in (lab, lab.lower(), lab.upper())}))
     if any(len(lab) != 1 for lab in labels):
-        raise ValueError("The paper parser reads single-character labels only")
+        raise ValueError("The letter-window parser reads single-character labels only")
     m = re.search(rf"[{re.escape(chars)}][^a-zA-Z]", (window_prefix + text)[:12])
     if not m:
         return UNPARSEABLE
@@ -485,9 +485,9 @@ def parse_answer(
     """Presentation position chosen in ``text``, or ``"refused"`` / ``"unparseable"``."""
     if parser == "strict":
         return parse_strict(text, labels, option_texts)
-    if parser == "paper":
-        return parse_paper(text, labels, window_prefix)
-    raise ValueError(f"Unknown parser '{parser}': use 'strict' or 'paper'")
+    if parser == "letter-window":
+        return parse_letter_window(text, labels, window_prefix)
+    raise ValueError(f"Unknown parser '{parser}': use 'strict' or 'letter-window'")
 
 
 @dataclass

@@ -12,7 +12,7 @@ Speed: prompts are grouped by ``system``; the common token prefix of a group (th
 block, a shared header) is encoded once and a batch's rows are packed behind it
 (``persona.engine.packing``); only the logits at each row's last token are computed. Prompts
 without a shared prefix are left-padded into a batch.
-``score_naive`` is the reference: one prompt per forward, nothing shared; the tests hold the fast
+``label_probs_naive`` is the reference: one prompt per forward, nothing shared; the tests hold the fast
 path to it.
 """
 
@@ -32,7 +32,7 @@ STRIP_CHARS = string.whitespace + "()[]{}.,:;!?'\"*_`-"
 
 
 @dataclass
-class ScoreResult:
+class OptionProbs:
     """Option probabilities, columns in IDENTITY order (``permutation`` already undone)."""
 
     probs: np.ndarray  # (n_items, n_options), rows sum to 1
@@ -76,14 +76,14 @@ def _label_probs(logits: torch.Tensor, label_ids: list[list[int]]) -> np.ndarray
     return torch.stack(cols, dim=1).double().cpu().numpy()
 
 
-def _to_result(raw_presented: np.ndarray, prompts: Sequence[MCPrompt]) -> ScoreResult:
+def _to_result(raw_presented: np.ndarray, prompts: Sequence[MCPrompt]) -> OptionProbs:
     raw = np.empty_like(raw_presented)
     for i, prompt in enumerate(prompts):
         raw[i, list(prompt.identity_of_position)] = raw_presented[i]
     mass = raw.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = raw / mass[:, None]
-    return ScoreResult(probs=probs, mass=mass, raw=raw)
+    return OptionProbs(probs=probs, mass=mass, raw=raw)
 
 
 def _n_options(prompts: Sequence[MCPrompt]) -> int:
@@ -109,7 +109,7 @@ def score_batched(
     batch_size: int = 8,
     cache_prefix: bool = True,
     progress: bool = False,
-) -> ScoreResult:
+) -> OptionProbs:
     """The fast path (see module docstring); ``token_ids[i]`` is ``prompts[i]`` encoded."""
     n_opt = _n_options(prompts)
     raw = np.zeros((len(prompts), n_opt))
@@ -138,7 +138,7 @@ def score_batched(
 
 
 @torch.no_grad()
-def score_naive(model, prompts: Sequence[MCPrompt], token_ids: Sequence[list[int]], label_ids: LabelIds) -> ScoreResult:
+def label_probs_naive(model, prompts: Sequence[MCPrompt], token_ids: Sequence[list[int]], label_ids: LabelIds) -> OptionProbs:
     """Reference path: one unpadded prompt per forward, full logits, no cache, no sharing."""
     n_opt = _n_options(prompts)
     raw = np.zeros((len(prompts), n_opt))

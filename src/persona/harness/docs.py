@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from persona.data import DataError
+from persona.datafiles import DataError
 from persona.engine import MCPrompt
 from persona.engine.rendering import encode, has_chat_template, render_text
 from persona.engine.scoring import decoded_vocab, label_token_ids

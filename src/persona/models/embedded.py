@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from persona.data import sha256_of
+from persona.datafiles import sha256_of
 from persona.files import share
 from persona.models.errors import ModelError
 from persona.paths import model_cache_dir
@@ -140,7 +140,7 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-def _file_records(folder: Path) -> dict[str, dict]:
+def file_records(folder: Path) -> dict[str, dict]:
     """``{relative path: {"size", "sha256"}}`` for every file under ``folder`` but the source record."""
     return {
         rel: {"size": (folder / rel).stat().st_size, "sha256": sha256_of(folder / rel)}
@@ -157,7 +157,7 @@ def _convert_gguf(model: EmbeddedModel, out_dir: Path) -> None:
     _dequantise(gguf, tmp, model.name)
     for rel in _listing(tmp):  # transformers writes the weights mode 0600; a cache is shared, as the umask allows
         share(tmp / rel)
-    source = {"name": model.name, "gguf": gguf.name, "gguf_sha256": actual, "files": _file_records(tmp)}
+    source = {"name": model.name, "gguf": gguf.name, "gguf_sha256": actual, "files": file_records(tmp)}
     (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=1))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

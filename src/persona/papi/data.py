@@ -41,7 +41,7 @@ from typing import Literal
 
 import pandas as pd
 
-from persona.data import fetch
+from persona.datafiles import fetch
 
 N_ITEMS = 300
 MISSING = 0

@@ -12,9 +12,10 @@ method's stage times and its optimisation trace (quality after each alpha or DPO
 time spent), which the cost chapter reads instead of training anything again.
 
 Method names: ``no-change``, ``few-shot[<conv>]``, ``p2``, ``pas[<protocol>,<conv>]``,
-``pas[<protocol>,no-fs,<conv>]``, ``dpo[<conv>]``; ``<conv>`` is paper or corrected. A suffix ``@palign``
-runs the method in PAlign's own pipeline (greedy generation, original order only, its regex parser, no
-answer cue; PAS then uses PAlign's contrast construction).
+``pas[<protocol>,no-fs,<conv>]``, ``dpo[<conv>]``; ``<protocol>`` is test-tuned (PAlign's: alpha chosen on
+the test answers) or honest; ``<conv>`` is paper or corrected. A suffix ``@palign`` runs the method in
+PAlign's own pipeline (greedy generation, original order only, its regex parser, no answer cue; PAS then uses
+PAlign's contrast construction).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import pandas as pd
 
 from persona import papi
 from persona.papi import reference
-from persona.papi.methods.base import LIKELIHOOD, PALIGN, AnswerMode, Method
+from persona.papi.methods.answering import LIKELIHOOD, PALIGN, AnswerMode
+from persona.papi.methods.base import Method
 from persona.papi.methods.dpo import DPO, DPOSettings
 from persona.papi.methods.pas import ALPHAS, CONTRASTS, K_SHARE, PAS, contrast_activations
 from persona.papi.methods.prompting import FewShot, NoChange, PersonalityPrompt
@@ -58,7 +60,7 @@ def parse_method(name: str) -> tuple[str, list[str], str]:
     conventions = {"paper", "corrected"}
     if kind in ("few-shot", "dpo") and (len(args) != 1 or args[0] not in conventions):
         raise ValueError(f"{name!r}: {kind} takes one convention, paper or corrected")
-    if kind == "pas" and (len(args) not in (2, 3) or args[0] not in ("paper", "honest") or args[-1] not in conventions
+    if kind == "pas" and (len(args) not in (2, 3) or args[0] not in ("test-tuned", "honest") or args[-1] not in conventions
                           or (len(args) == 3 and args[1] != "no-fs")):
         raise ValueError(f"{name!r}: pas takes [protocol,(no-fs,)convention], e.g. pas[honest,corrected]")
     return kind, args, match["pipeline"] or "ours"
@@ -145,7 +147,7 @@ DEFAULTS: dict = {
     "profile": "smoke", "model": "smollm2-135m-instruct", "diagnostic_model": None, "dtype": "auto",
     "n_subjects": 2, "n_test_per_domain": 1, "n_known_per_domain": 2,
     "methods": ["no-change", "few-shot[corrected]", "pas[honest,corrected]"],
-    "palign_methods": ["few-shot[paper]", "p2", "pas[paper,paper]"], "palign_subjects": None,
+    "palign_methods": ["few-shot[paper]", "p2", "pas[test-tuned,paper]"], "palign_subjects": None,
     "dpo_method": "dpo[corrected]", "dpo_subjects": 1, "dpo_learning_rates": [5e-4], "dpo_max_steps": 2,
     "dpo_eval_every": 1, "dpo_patience": 2, "dpo_batch_size": 8,
     "alphas": [0, 4], "k_share": K_SHARE, "contrast": "content",
@@ -411,7 +413,7 @@ def steering_range(run: Run, grid: Sequence[float] = ALPHAS, *, val_fraction: fl
     validated range: the largest alpha up to which every alpha of the grid moved the expected answer as
     intended in both option orders (0 when the smallest already failed)."""
     from persona.papi import analysis
-    from persona.papi.methods.base import split_known
+    from persona.papi.methods.answering import split_known
     from persona.papi.methods.pas import agree_directions, dose_response
     from persona.papi.methods.pas_core import head_count
 

@@ -128,7 +128,7 @@ def summarize(per_subject: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: 
     return pd.DataFrame(rows, columns=[*group_levels, "domain", "mae", "ci_low", "ci_high", "n_subjects"])
 
 
-def score(
+def mae_table(
     predictions: pd.DataFrame,
     truth: pd.DataFrame,
     convention: Convention,
@@ -146,13 +146,13 @@ def score(
 
 
 def wide(table: pd.DataFrame, value: str = "mae", index: str | Sequence[str] = "method") -> pd.DataFrame:
-    """A ``score`` table pivoted to one row per group, columns A, C, E, N, O, Score."""
+    """A ``mae_table`` pivoted to one row per group, columns A, C, E, N, O, Score."""
     out = table.pivot_table(index=index, columns="domain", values=value, sort=False)
     return out.reindex(columns=[*DOMAINS, SCORE])
 
 
 def wide_with_ci(table: pd.DataFrame, index: str | Sequence[str] = "method", digits: int = 2) -> pd.DataFrame:
-    """A ``score`` table as text cells ``"mae [ci_low, ci_high]"``, one row per group, for display."""
+    """A ``mae_table`` as text cells ``"mae [ci_low, ci_high]"``, one row per group, for display."""
     def cell(row: pd.Series) -> str:
         return f"{row['mae']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
 

@@ -3,7 +3,7 @@
 The embedded SmolLM2-135M-Instruct answers the questionnaire by option letter, not by content (STUDY 9:
 100% "Neither" once the two option orders are averaged), so no claim about aligning it to a person can be
 tested on it. The sandbox is a *model organism*: the same model after a short fine-tune towards the
-**population's** answers, asked exactly as the alignment methods ask (``score_items`` with ``NoChange``: the
+**population's** answers, asked exactly as the alignment methods ask (``ask_items`` with ``NoChange``: the
 default system prompt, both option orders, the answer cue), so that it answers by the item's content.
 
 The recipe (``Recipe``) is data: people, items, prompt, orders, loss, trained layers, schedule, seed.
@@ -43,7 +43,7 @@ people, the base model's checksums, the training curve and time, and the checksu
 
 ``competence`` says how well a sandbox takes the test, before any comparison is made with it: the
 correlation of its expected answer with the item norms of given people, the agreement of the two option
-orders, its share of "Neither" answers and its letter mass, all through the methods' own ``score_items``.
+orders, its share of "Neither" answers and its letter mass, all through the methods' own ``ask_items``.
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from persona.data import sha256_of
+from persona.datafiles import sha256_of
 from persona.engine import Engine, order_permutation
-from persona.models import SOURCE_FILE, load_model, model_path
+from persona.models import SOURCE_FILE, file_records, load_model, model_path
 from persona.papi import prompts as papi_prompts
 from persona.papi.data import OPTIONS, Item, Subject, agreement, load_item_key, load_subjects
-from persona.papi.methods.base import OPTION_AGREEMENT, AnswerMode, score_items
+from persona.papi.methods.answering import OPTION_AGREEMENT, AnswerMode, ask_items
 from persona.papi.prompts import DEFAULT_SYSTEM, ORDERS, answer_cue
 from persona.paths import model_cache_dir
 
@@ -271,7 +271,7 @@ class Sequences:
 
 def training_sequences(engine: Engine, items: Sequence[Item], identity_targets: np.ndarray,
                        system: str, orders: Sequence[str]) -> Sequences:
-    """Every item in every order as ``score_items`` asks it (``NoChange``'s prompt, the engine's cue)."""
+    """Every item in every order as ``ask_items`` asks it (``NoChange``'s prompt, the engine's cue)."""
     cue = answer_cue(engine.tokenizer)
     ids, targets, item_numbers, order_names, labels = [], [], [], [], None
     for order in orders:
@@ -405,7 +405,7 @@ def kl_loss(letter_logprobs: torch.Tensor, targets: torch.Tensor, kind: str = "k
 
     ``kl-next-token``: against the model's next-token probabilities of the letters, so mass off the letters
     counts against it (0 only when the letters take all the mass, distributed as the target); ``kl-letters``:
-    against the letters renormalised among themselves, as ``score_items`` reads them (the letter mass may
+    against the letters renormalised among themselves, as ``ask_items`` reads them (the letter mass may
     then drift away: measured 8% after 40 epochs on SmolLM2)."""
     if kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
@@ -501,7 +501,7 @@ def train_top(model, states: LowerStates, seqs: Sequences, recipe: Recipe, *, on
 @torch.no_grad()
 def letter_distributions(model, states: LowerStates, seqs: Sequences, frozen: int, batch_size: int = 32,
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Letter probabilities (n, 5; presented order, renormalised over the letters as ``score_items``) of every
+    """Letter probabilities (n, 5; presented order, renormalised over the letters as ``ask_items``) of every
     cached sequence under the current weights, and each row's next-token mass on the letters (n,)."""
     probs, mass = [], []
     for start in range(0, len(seqs.ids), batch_size):
@@ -555,12 +555,12 @@ def item_norms(people: Sequence[Subject], items: Sequence[Item]) -> np.ndarray:
 
 def competence(engine: Engine, items: Sequence[Item], people: Sequence[Subject], *,
                system: str = DEFAULT_SYSTEM) -> dict:
-    """How well the engine's model takes the test, through the methods' own scoring (``score_items``,
+    """How well the engine's model takes the test, through the methods' own scoring (``ask_items``,
     likelihood, both orders, no calibration): ``r_norms`` (its expected answer, both orders averaged, against
     ``people``'s item means), the same per order, ``r_orders`` (the two orders' expected answers),
     ``neither_share`` (items whose chosen option is "Neither"), ``expected_sd`` and ``label_mass`` (mean
     next-token mass on the option letters)."""
-    answers = score_items(engine, items, system, AnswerMode(calibrate=False))
+    answers = ask_items(engine, items, system, AnswerMode(calibrate=False))
     out = competence_from(answers.by_order, item_norms(people, items))
     out["label_mass"] = float(np.mean(answers.mass))
     out["n_people"] = len(people)
@@ -577,18 +577,13 @@ def passes(measured: dict, gate: dict = GATE) -> bool:
 # ----------------------------------------------------------------------------------- build once, verify always
 
 
-def _records(folder: Path) -> dict[str, dict]:
-    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_of(p)}
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != SOURCE_FILE}
-
-
 def base_fingerprint(base: str) -> str:
     """sha256 over the base model's file checksums (the converted folder's record, verified by
     ``persona.models.model_path``; a local folder's files computed here)."""
     folder = Path(model_path(base))
     record = folder / SOURCE_FILE
     files = json.loads(record.read_text()).get("files") if record.exists() else None
-    files = files or _records(folder)
+    files = files or file_records(folder)
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
@@ -622,7 +617,7 @@ def verify(folder: Path, recipe: Recipe | None = None) -> dict:
         digest = sha256_of(path)
         if digest != expected["sha256"]:
             raise _damaged(folder, f"file '{rel}' has sha256 {digest}, expected {expected['sha256']}")
-    extra = sorted(set(_records(folder)) - set(files))
+    extra = sorted(set(file_records(folder)) - set(files))
     if extra:
         raise _damaged(folder, f"unexpected file '{extra[0]}'")
     return source
@@ -668,7 +663,7 @@ def build(recipe: Recipe, out: Path, *, fingerprint: str, model=None, tokenizer=
         "seconds": {"cache": cache_seconds, "train": curve[-1]["seconds"] if curve else 0.0,
                     "total": time.perf_counter() - started},
         "torch_threads": threads, "train_threads": TRAIN_THREADS, "load_average": os.getloadavg(),
-        "torch": torch.__version__, "files": _records(tmp),
+        "torch": torch.__version__, "files": file_records(tmp),
     }
     (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=1))
     shutil.rmtree(out, ignore_errors=True)

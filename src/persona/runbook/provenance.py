@@ -68,7 +68,7 @@ def run_times_table(profile_name: str, records: list[dict], missing: Sequence[st
 def write_provenance(folder: Path, profile_name: str, records: list[dict], missing: Sequence[str] = ()) -> None:
     """``provenance.md`` (the tables of the provenance page), ``run_times.md``, ``summary.md`` (one
     sentence for the intro) and ``provenance.json`` in ``folder`` (the rendered chapters being prepared)."""
-    from persona.data import manifest
+    from persona.datafiles import manifest
     from persona.models import EMBEDDED
 
     profile = load_profile(profile_name)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from persona.engine import MCItem, MCPrompt, build_prompt
 from persona.engine.calibration import CONTENT_FREE, calibrate, content_free_item
-from persona.engine.scoring import ScoreResult
+from persona.engine.scoring import OptionProbs
 from persona.trait.items import HIGH_MASK, TRAIT_ORDERS
 from persona.trait.prompts import TEMPLATES, mask_code
 from persona.trait.scoring import RAW_COLS
@@ -77,7 +77,7 @@ def calibrate_frame(frame: pd.DataFrame, content_free: pd.DataFrame, keys: Seque
     raw = frame[RAW_COLS].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         probs = raw / raw.sum(axis=1, keepdims=True)
-        result = calibrate(ScoreResult(probs=probs, mass=raw.sum(axis=1), raw=raw), cf, method="divide")
+        result = calibrate(OptionProbs(probs=probs, mass=raw.sum(axis=1), raw=raw), cf, method="divide")
     out = frame.copy()
     calibrated = result.probs
     calibrated[~np.isfinite(calibrated).all(axis=1)] = np.nan

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from persona.data import fetch
+from persona.datafiles import fetch
 from persona.engine import MCItem
 
 HF_FILE = "trait/trait_hf_8b31c078.derived.jsonl"

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from persona.data import fetch
+from persona.datafiles import fetch
 from persona.engine import MCPrompt, Template, build_prompt
 from persona.trait.items import HIGH_MASK, PERSONA_FILE, TRAIT_ORDERS, TraitItem
 

@@ -284,7 +284,7 @@ def _score_shard(engine: Engine, prompts: Sequence, meta: pd.DataFrame, label_id
               else [list(range(len(meta)))])
     frame = meta.copy()
     for rows in groups:
-        result = engine.score([prompts[i] for i in rows], label_ids=label_ids)
+        result = engine.label_probs([prompts[i] for i in rows], label_ids=label_ids)
         frame.loc[rows, RAW_COLS[: result.raw.shape[1]]] = result.raw
         frame.loc[rows, "mass"] = result.mass
     return frame

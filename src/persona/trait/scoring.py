@@ -199,7 +199,7 @@ def decisions(frame: pd.DataFrame, keys: Sequence[str] = ("key", "trait", "templ
     return out.reset_index()
 
 
-def score_table(dec: pd.DataFrame, by: Sequence[str], column: str = "fixed", *, n_boot: int = 2000,
+def trait_score_table(dec: pd.DataFrame, by: Sequence[str], column: str = "fixed", *, n_boot: int = 2000,
                 seed: int = 0) -> pd.DataFrame:
     """Trait score with a bootstrap CI per group of ``by`` (``column``: "fixed" or "official")."""
     rows = []

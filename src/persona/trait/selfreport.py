@@ -21,7 +21,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from persona.data import fetch
+from persona.datafiles import fetch
 from persona.engine import MCItem, MCPrompt, Template, build_prompt
 from persona.trait.items import PERSONA_FILE, TRAITS
 from persona.trait.prompts import mask_code

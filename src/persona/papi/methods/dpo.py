@@ -46,9 +46,10 @@ from scipy import stats
 from persona.engine.packing import last_logits
 from persona.papi import prompts
 from persona.papi.data import Convention, Item, Subject, agreement
-from persona.papi.methods.base import (
-    LIKELIHOOD, AnswerMode, Answers, FitTrace, Method, label_values, score_items, selection_loss, split_known,
+from persona.papi.methods.answering import (
+    LIKELIHOOD, AnswerMode, Answers, label_values, ask_items, selection_loss, split_known,
 )
+from persona.papi.methods.base import FitTrace, Method
 from persona.papi.prompts import DEFAULT_SYSTEM, ORDERS
 from persona.timing import StageTimer, Stopwatch, maybe_stage
 
@@ -178,7 +179,7 @@ class DPO(Method):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            answers = score_items(self.engine, val_items, DEFAULT_SYSTEM, self.mode)
+            answers = ask_items(self.engine, val_items, DEFAULT_SYSTEM, self.mode)
         model.train(was_training)
         truth = np.array([agreement(subject, i) or np.nan for i in val_items], dtype=float)
         ok = np.isfinite(truth) & np.isfinite(answers.expected)
@@ -309,7 +310,7 @@ class DPO(Method):
         if not hasattr(self, "peft_model"):
             raise RuntimeError("fit() first")
         with maybe_stage(self.timer, "dpo/answer", method=self.name, subject=self._case):
-            answers = score_items(self.engine, items, DEFAULT_SYSTEM, self.mode)
+            answers = ask_items(self.engine, items, DEFAULT_SYSTEM, self.mode)
         answers.info = {"lr": self.choice["lr"], "steps": self.choice["steps"], "n_pairs": self.choice["n_pairs"]}
         return answers
 

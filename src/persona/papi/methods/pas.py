@@ -14,8 +14,8 @@ Contrast prompts (``Contrast``), subject-independent, read at the last token:
 
 Protocols (``protocol=``):
 
-``paper``
-    as PAlign's ``process_pas``: probes and directions from all known items, then every alpha of the
+``test-tuned``
+    PAlign's protocol, as its ``process_pas``: probes and directions from all known items, then every alpha of the
     grid is evaluated **on the held-out test items** and the best test Score is kept. Because alpha = 0
     (few-shot alone) is in the grid, the reported result can never be worse than few-shot on the test
     metric: the selection itself uses the test answers.
@@ -43,10 +43,10 @@ import pandas as pd
 
 from persona.engine import Template, build_prompt, order_permutation
 from persona.papi.data import OPTIONS, Convention, Item, Subject
-from persona.papi.methods.base import (
-    LIKELIHOOD, OPTION_AGREEMENT, AnswerMode, Answers, FitTrace, Method, few_shot_system, label_values, score_items,
-    selection_loss, split_known,
+from persona.papi.methods.answering import (
+    LIKELIHOOD, OPTION_AGREEMENT, AnswerMode, Answers, few_shot_system, label_values, ask_items, selection_loss, split_known,
 )
+from persona.papi.methods.base import FitTrace, Method
 from persona.papi.methods.pas_core import PASDirections, fit_pas, head_count
 from persona.papi.prompts import (
     CONTRAST_TEMPLATE, DEFAULT_SYSTEM, ORDER_TAGS, ORDERS, TEMPLATE, answer_completion, answer_cue, mc_item,
@@ -139,10 +139,10 @@ class PAS(Method):
         timer: StageTimer | None = None,
         mode: AnswerMode = LIKELIHOOD,
     ) -> None:
-        if protocol not in ("paper", "honest"):
-            raise ValueError(f"protocol must be 'paper' or 'honest', got {protocol!r}")
-        if protocol == "paper" and test_items is None:
-            raise ValueError("the paper protocol selects alpha on the test items: pass test_items")
+        if protocol not in ("test-tuned", "honest"):
+            raise ValueError(f"protocol must be 'test-tuned' (PAlign's) or 'honest', got {protocol!r}")
+        if protocol == "test-tuned" and test_items is None:
+            raise ValueError("the test-tuned protocol (PAlign's) selects alpha on the test items: pass test_items")
         if not alphas or 0 not in alphas:
             raise ValueError(f"the alpha grid must contain 0 (no steering), got {list(alphas)!r}")
         self.engine = engine
@@ -169,7 +169,7 @@ class PAS(Method):
         subject took 66 s against about 10 s for the others)."""
         _ = self.activations
         if not self._warm:
-            score_items(self.engine, list(self.row_items[:2]), DEFAULT_SYSTEM, self.mode)
+            ask_items(self.engine, list(self.row_items[:2]), DEFAULT_SYSTEM, self.mode)
             self._warm = True
 
     # -- pieces
@@ -189,7 +189,7 @@ class PAS(Method):
 
     def _score(self, items: Sequence[Item], system: str, directions: PASDirections, alpha: float) -> Answers:
         with steer(self.engine.model, directions.shifts(alpha), layout=self.layout):
-            return score_items(self.engine, items, system, self.mode)
+            return ask_items(self.engine, items, system, self.mode)
 
     def _sweep(self, subject, items, system, directions, where: str) -> tuple[float, dict[float, Answers]]:
         answers, losses = {}, {}
@@ -212,7 +212,7 @@ class PAS(Method):
         self._log = FitTrace()
         self.trace = self._log.rows
         self._case = subject.case
-        if self.protocol == "paper":
+        if self.protocol == "test-tuned":
             with self._stage("probes", subject):
                 self.directions = self._fit_directions(subject, known)
             self.system = self._system(subject, known)
@@ -284,7 +284,7 @@ def dose_response(engine, items: Sequence[Item], directions: PASDirections, alph
     rows = []
     for alpha in alphas:
         with steer(engine.model, directions.shifts(alpha), layout=layout):
-            answers = score_items(engine, items, system, mode)
+            answers = ask_items(engine, items, system, mode)
         frame = answers.frame(alpha=alpha)
         for order in ORDER_TAGS:
             if order in answers.by_order:

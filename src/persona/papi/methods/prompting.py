@@ -11,9 +11,10 @@ import json
 from functools import lru_cache
 from typing import Sequence
 
-from persona.data import fetch
+from persona.datafiles import fetch
 from persona.papi.data import Convention, Item, Subject
-from persona.papi.methods.base import LIKELIHOOD, AnswerMode, Answers, Method, few_shot_system, score_items
+from persona.papi.methods.answering import LIKELIHOOD, AnswerMode, Answers, few_shot_system, ask_items
+from persona.papi.methods.base import Method
 from persona.papi.prompts import DEFAULT_SYSTEM
 
 
@@ -36,7 +37,7 @@ class PromptMethod(Method):
     def answer(self, items: Sequence[Item]) -> Answers:
         if self.system is None:
             raise RuntimeError("fit() first")
-        return score_items(self.engine, items, self.system, self.mode)
+        return ask_items(self.engine, items, self.system, self.mode)
 
 
 class NoChange(PromptMethod):
@@ -54,7 +55,7 @@ class NoChange(PromptMethod):
     def answer(self, items: Sequence[Item]) -> Answers:
         key = tuple(i.number for i in items)
         if key not in self._cache:  # computed once, reused for every subject
-            self._cache[key] = score_items(self.engine, items, DEFAULT_SYSTEM, self.mode)
+            self._cache[key] = ask_items(self.engine, items, DEFAULT_SYSTEM, self.mode)
         return self._cache[key]
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, mirror_or_skip, mode
 
-from persona import data
-from persona.data import DataError, fetch, manifest
+from persona import datafiles as data
+from persona.datafiles import DataError, fetch, manifest
 
 
 def _write_manifest(tmp_path: Path, name: str, content: bytes, **extra) -> Path:
