@@ -97,7 +97,7 @@ def trait_prompts(n_items: int):
 
 
 def attention_flops(model, systems: list[str | None], token_ids: list[list[int]], batch_size: int) -> float:
-    """Attention FLOPs of the useful work of ``engine.score``: QK^T and AV (2 x 2 x width per key) per layer
+    """Attention FLOPs of the useful work of ``engine.label_probs``: QK^T and AV (2 x 2 x width per key) per layer
     for every computed token over the keys it may see (prefix tokens: causal; a row token: prefix + own row)."""
     config = getattr(model.config, "text_config", None) or model.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads

@@ -124,10 +124,10 @@ def test_a_unit_with_the_wrong_row_count_is_refused(tmp_path):
 
 def test_load_selects_groups(tmp_path):
     store = ResultStore(tmp_path, {}, code="c")
-    store.save("pas[paper]", 1, _rows(1).assign(method="pas[paper]"))
+    store.save("pas[honest,corrected]", 1, _rows(1).assign(method="pas[honest,corrected]"))
     store.save("dpo", 1, _rows(1).assign(method="dpo"))
     assert set(store.load(["dpo"])["method"]) == {"dpo"}
-    assert len(store.load(["dpo", "pas[paper]"])) == 4
+    assert len(store.load(["dpo", "pas[honest,corrected]"])) == 4
 
 
 def test_interleave_alternates_order():
