@@ -501,6 +501,35 @@ def fitted_state(store: ResultStore, method: str, subject: papi.Subject) -> pd.D
     return store.read(f"{method}~state", subject.case)
 
 
+#: What the diagnostic model runs: the prompt methods only (its PAS, PAlign pipeline and DPO would rest on a
+#: positive control that models answering by letter fail).
+DIAGNOSTIC_METHODS = {"methods": ["no-change", "few-shot[corrected]"], "palign_methods": [], "dpo_method": None}
+
+
+@dataclass
+class Diagnosis:
+    """An off-the-shelf model run beside the chapter's model on the same sample (:func:`diagnose`)."""
+
+    model: str
+    control: Any  # persona.gate.Check: the positive control at the chapter's control alpha
+    table: pd.DataFrame  # endpoints (corrected convention) of the prompt methods and the item-norm floor
+    methods: list[str]
+
+
+def diagnose(parameters: dict, model: str, control_alpha: float) -> Diagnosis:
+    """Run ``model`` as the diagnostic: the positive control at ``control_alpha`` and the prompt methods of
+    ``DIAGNOSTIC_METHODS`` on the same sample (its own results folder, resumable like any run)."""
+    from persona.papi import analysis, metrics
+
+    run_ = open_run({**parameters, **DIAGNOSTIC_METHODS}, model=model)
+    _, shifts = positive_control(run_, [0, control_alpha])
+    control = analysis.control_check(shifts[shifts["alpha"] == control_alpha], model)
+    methods = {m: make_method(m, run_.engine, run_.setup, run_.settings) for m in run_.settings.methods}
+    predictions = run(methods, run_.setup, run_.store, run_.timer)
+    table = metrics.endpoints(pd.concat([predictions, floor_predictions(run_.setup)]), run_.setup.truth, "corrected")
+    return Diagnosis(model, control, table, list(run_.settings.methods))
+
+
 # ----------------------------------------------------------------------------------- tables
 
 
