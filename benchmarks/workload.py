@@ -3,7 +3,7 @@
     python benchmarks/workload.py --profile gpu --tokens-per-second 20000
 
 Runs the real methods of ``02_alignment`` (prompt baselines, every PAS variant, in both pipelines) for one
-subject of the profile's sample, with an engine that counts tokens instead of computing: each ``score`` or
+subject of the profile's sample, with an engine that counts tokens instead of computing: each ``label_probs`` or
 ``answer`` call is rendered and tokenised exactly as the real engine would, a group's shared prefix is
 counted once per call (as the real engine encodes it once), every prompt's own tokens are counted, and a
 generated answer adds ``max_new_tokens`` decoding steps. DPO is counted from its settings: per step

@@ -58,7 +58,7 @@ def test_strict_parser_digits_and_no_option_texts():
         ("            C.", "", UNPARSEABLE),  # outside the 12-character window
     ],
 )
-def test_paper_parser_reproduces_palign_regex(text, prefix, expected):
+def test_letter_window_parser_reproduces_palign_regex(text, prefix, expected):
     assert parse_answer(text, LABELS, parser="letter-window", window_prefix=prefix) == expected
 
 

@@ -9,7 +9,7 @@ Three rooms, and data flows one way through them (nothing imports upward, no cyc
 * ``persona.trait``   study 2, TRAIT: items, prompts, the self-report comparator, the run, scoring and
   reliability.
 
-Shared plumbing at the top: ``data`` (fetch by name and checksum), ``models`` (embedded, hub or local
+Shared plumbing at the top: ``datafiles`` (fetch by name and checksum), ``models`` (embedded, hub or local
 models, and the checks before loading one), ``paths``, ``files`` (atomic writes, readable as the umask
 allows), ``runs`` (verified resumable results), ``timing``, ``steering`` (hooks on attention heads),
 ``verdicts`` (the rule every finding follows), ``report`` (gluing numbers into the book), ``runbook`` and

@@ -107,7 +107,7 @@ def fewshot_docs(**meta: Any):
 # Per-document results and the Score
 
 def answer(doc: Mapping, loglikelihoods: Sequence[float]) -> dict:
-    """The chapter's answer to one item (``persona.papi.methods.base.Answers``): per-order option probabilities,
+    """The chapter's answer to one item (``persona.papi.methods.answering.Answers``): per-order option probabilities,
     their mean over orders, the chosen agreement (1..5) and the expected one, the label mass."""
     raw = option_raw(doc, loglikelihoods)
     by_order = normalised(raw)
