@@ -85,7 +85,7 @@ class Engine:
 
     # -- likelihood ---------------------------------------------------------------------------
     def label_probs(self, prompts: Sequence[MCPrompt], *, progress: bool = False,
-              label_ids: LabelIds | None = None) -> OptionProbs:
+                    label_ids: LabelIds | None = None) -> OptionProbs:
         """Option probabilities (identity order) for each prompt; see ``scoring``.
 
         ``label_ids`` replaces the engine's choice of label tokens (every single-token spelling of a

@@ -30,7 +30,7 @@ class AnswerMode:
     """How answers are read from the model.
 
     ``kind``: ``"likelihood"`` (option-letter probabilities) or ``"generation"`` (greedy text, then
-    ``parser``: ``"strict"`` or PAlign's ``"paper"`` regex; an answer the parser cannot read is no answer).
+    ``parser``: ``"strict"`` or ``"letter-window"`` (PAlign's regex); an answer the parser cannot read is no answer).
     ``orders``: the option orders each item is asked in; their identity-order answers are averaged.
     ``cue``: the text the assistant turn starts with; ``"auto"``: ``persona.papi.prompts.answer_cue`` of the
     engine's tokenizer.
@@ -114,7 +114,6 @@ class Answers:
         for key, value in {**columns, **self.info}.items():
             out[key] = value
         return out
-
 
 
 # --------------------------------------------------------------------------- prompts and answers

@@ -16,6 +16,7 @@ import pandas as pd
 from persona.papi.data import Item, Subject
 from persona.papi.methods.answering import Answers
 
+
 class Method:
     """Fit on one subject's known answers, then answer items (agreement 1..5 and option probabilities).
 
