@@ -83,6 +83,20 @@ def test_a_comparison_that_needs_a_failed_check_is_not_testable_on_this_model():
     assert passing.passed
 
 
+def test_a_control_that_rises_clearly_in_one_order_only_fails_and_says_so():
+    from persona import gate as G
+
+    def at_top(orig_ci, rev_ci):
+        return pd.DataFrame([{"order": o, "alpha": 4.0, "shift": sum(ci) / 2, "ci_low": ci[0], "ci_high": ci[1],
+                              "n_items": 30, "moved_as_intended": ci[0] > 0}
+                             for o, ci in (("original", orig_ci), ("reversed", rev_ci))])
+    weak = analysis.control_check(at_top((-0.10, 0.22), (0.46, 1.0)), "tiny")
+    assert weak.status == G.FAILED and "in the reversed order only" in weak.finding and "+0.06" in weak.finding
+    opposite = analysis.control_check(at_top((-0.13, -0.09), (0.04, 0.06)), "tiny")
+    assert opposite.status == G.FAILED and "moves a letter, not the content" in opposite.finding
+    assert analysis.control_check(at_top((0.1, 0.3), (0.4, 1.0)), "tiny").passed
+
+
 def test_the_validated_alpha_is_the_last_alpha_before_the_first_failure_in_either_order():
     def shifts(passing):  # passing: {alpha: (original moved, reversed moved)}
         return pd.DataFrame([{"order": o, "alpha": a, "moved_as_intended": ok[k]}

@@ -95,8 +95,15 @@ def control_check(at_top: pd.DataFrame, model: str) -> G.Check:
                   else G.FAILED)
         parts[order] = G.Check("positive control", model, status, evidence)
     lean = {o: float(rows.loc[o, "shift"]) for o in parts if o in rows.index}
-    finding = ("steering along the agree direction moves a letter, not the content: the expected answer moves "
-               + " and ".join(f"{v:+.2f} in the {o} order" for o, v in lean.items()))
+    amounts = " and ".join(f"{v:+.2f} in the {o} order" for o, v in lean.items())
+    moved = [o for o, check in parts.items() if check.status == G.PASSED]
+    if len(moved) == 1 and len(lean) == 2 and all(v > 0 for v in lean.values()):
+        finding = (f"steering along the agree direction raises agreement clearly in the {moved[0]} order only (the "
+                   f"other order's interval includes no shift), so most of what it moves is a letter: the expected "
+                   f"answer moves {amounts}")
+    else:
+        finding = ("steering along the agree direction moves a letter, not the content: the expected answer moves "
+                   + amounts)
     return G.all_of("positive control", model, parts, finding=finding)
 
 
