@@ -378,6 +378,22 @@ def make_method(name: str, engine, setup: PapiSetup, settings: AlignmentSettings
 # ----------------------------------------------------------------------------------- the positive control
 
 
+def _agree_curve(run: Run, construction: str, k_share: float | None, fit: Sequence[papi.Item],
+                 steered: Sequence[papi.Item], alphas: Sequence[float]) -> pd.DataFrame:
+    """The dose-response of the *agree* direction of ``construction``, fitted on the known items ``fit`` (their
+    rows of the run's contrast activations), steering the items ``steered`` at each alpha."""
+    from persona.papi.methods.pas import agree_directions, dose_response
+    from persona.papi.methods.pas_core import head_count
+
+    activations = run.activations.array(construction)
+    if [i.number for i in fit] != [i.number for i in run.setup.known]:  # a part of them: its rows (a copy)
+        position = {item.number: row for row, item in enumerate(run.setup.known)}
+        activations = activations[[position[i.number] for i in fit]]
+    agree = agree_directions(activations, CONTRASTS[construction],
+                             k=head_count(k_share or run.settings.k_share, run.total_heads), seed=run.settings.seed)
+    return dose_response(run.engine, steered, agree, alphas)
+
+
 def positive_control(run: Run, alphas: Sequence[float], constructions: Sequence[str] | None = None,
                      k_share: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The instrument check of PAS (the gate's "positive control"): the *agree* direction of each contrast
@@ -386,17 +402,13 @@ def positive_control(run: Run, alphas: Sequence[float], constructions: Sequence[
     Returns the dose-response curve (expected answer per construction, alpha, item and order) and the shifts
     from alpha 0 with their intervals (items as units; the family is every shift tested)."""
     from persona.papi import analysis
-    from persona.papi.methods.pas import agree_directions, dose_response
-    from persona.papi.methods.pas_core import head_count
 
     constructions = list(dict.fromkeys(constructions or [run.settings.contrast]))
-    k = head_count(k_share or run.settings.k_share, run.total_heads)
     family = 2 * 3 * (len(alphas) - 1) if len(constructions) > 1 else 3 * (len(alphas) - 1)
     curves, shifts = [], []
     for construction in constructions:
-        agree = agree_directions(run.activations.array(construction), CONTRASTS[construction], k=k,
-                                 seed=run.settings.seed)
-        curve = dose_response(run.engine, run.setup.test, agree, alphas).assign(construction=construction)
+        curve = _agree_curve(run, construction, k_share, run.setup.known, run.setup.test, alphas)
+        curve = curve.assign(construction=construction)
         curves.append(curve)
         shifts.append(analysis.control_shifts(curve, family_size=family).assign(construction=construction))
     return pd.concat(curves, ignore_index=True), pd.concat(shifts, ignore_index=True)
@@ -414,19 +426,13 @@ def steering_range(run: Run, grid: Sequence[float] = ALPHAS, *, val_fraction: fl
     intended in both option orders (0 when the smallest already failed)."""
     from persona.papi import analysis
     from persona.papi.methods.answering import split_known
-    from persona.papi.methods.pas import agree_directions, dose_response
-    from persona.papi.methods.pas_core import head_count
 
     fit, val = split_known(run.setup.known, val_fraction=val_fraction, seed=run.settings.seed)
     if not fit or not val:
         raise ValueError(f"steering_range needs known items on both sides of the split, got {len(fit)} and "
                          f"{len(val)}: use more known items or another val_fraction")
     alphas = sorted({0.0, *(float(a) for a in grid if a > 0)})
-    position = {item.number: k for k, item in enumerate(run.setup.known)}
-    activations = run.activations.array(run.settings.contrast)[[position[i.number] for i in fit]]
-    agree = agree_directions(activations, CONTRASTS[run.settings.contrast],
-                             k=head_count(run.settings.k_share, run.total_heads), seed=run.settings.seed)
-    curve = dose_response(run.engine, val, agree, alphas)
+    curve = _agree_curve(run, run.settings.contrast, None, fit, val, alphas)
     shifts = analysis.control_shifts(curve, family_size=3 * (len(alphas) - 1))
     return shifts.assign(fit_items=len(fit), val_items=len(val)), analysis.validated_alpha(shifts)
 
