@@ -210,3 +210,22 @@ def test_every_recipe_is_a_model_the_book_builds_from_its_base():
     assert sb.by_name("smollm2-135m-papi", excluded=[7]).excluded == (7,)
     with pytest.raises(sb.SandboxError, match="No sandbox recipe is called 'gemma-3-270m-papi'"):
         sb.by_name("gemma-3-270m-papi", excluded=[])
+
+
+def test_competence_against_several_groups_asks_the_model_once_and_equals_one_group_at_a_time(monkeypatch):
+    model, tok = tiny_llama()
+    engine = Engine(model, tok)
+    agree, disagree = people(3, answers=[{1: 5, 31: 5}] * 3), people(3, answers=[{1: 1, 31: 1}] * 3)
+    asked = []
+    original = engine.label_probs
+    def counted(prompts, **kw):
+        asked.append(len(prompts))
+        return original(prompts, **kw)
+
+    monkeypatch.setattr(engine, "label_probs", counted)
+    both = sb.competence(engine, ITEMS, {"agree": agree, "disagree": disagree})
+    calls = len(asked)
+    assert both["agree"] == sb.competence(engine, ITEMS, agree)
+    assert both["disagree"] == sb.competence(engine, ITEMS, disagree)
+    assert len(asked) == 3 * calls  # the two groups cost one asking, like one group
+    assert both["agree"]["n_people"] == 3 and both["agree"]["r_norms"] == -both["disagree"]["r_norms"]

@@ -553,18 +553,25 @@ def item_norms(people: Sequence[Subject], items: Sequence[Item]) -> np.ndarray:
     return expected_agreement(tick_distribution(people, items))
 
 
-def competence(engine: Engine, items: Sequence[Item], people: Sequence[Subject], *,
+def competence(engine: Engine, items: Sequence[Item], people: Sequence[Subject] | dict[str, Sequence[Subject]], *,
                system: str = DEFAULT_SYSTEM) -> dict:
     """How well the engine's model takes the test, through the methods' own scoring (``ask_items``,
     likelihood, both orders, no calibration): ``r_norms`` (its expected answer, both orders averaged, against
     ``people``'s item means), the same per order, ``r_orders`` (the two orders' expected answers),
     ``neither_share`` (items whose chosen option is "Neither"), ``expected_sd`` and ``label_mass`` (mean
-    next-token mass on the option letters)."""
+    next-token mass on the option letters).
+
+    ``people`` may be a dict of named groups: the model is asked once and the result is one such dict per group
+    (``{name: measures}``)."""
     answers = ask_items(engine, items, system, AnswerMode(calibrate=False))
-    out = competence_from(answers.by_order, item_norms(people, items))
-    out["label_mass"] = float(np.mean(answers.mass))
-    out["n_people"] = len(people)
-    return out
+    groups = people if isinstance(people, dict) else {"": people}
+    out = {}
+    for name, group in groups.items():
+        measured = competence_from(answers.by_order, item_norms(group, items))
+        measured["label_mass"] = float(np.mean(answers.mass))
+        measured["n_people"] = len(group)
+        out[name] = measured
+    return out if isinstance(people, dict) else out[""]
 
 
 def passes(measured: dict, gate: dict = GATE) -> bool:
